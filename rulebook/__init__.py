@@ -1,0 +1,1 @@
+"""The SQLite rulebook: artifacts, fetch log, versions, bitemporal fact tables, diff."""

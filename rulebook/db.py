@@ -1,0 +1,140 @@
+"""Opening the rulebook and its schema. Schema changes only through registered migrations
+(CONVENTIONS.md 11): named, ordered, each applied in a transaction with its record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from parsers.errors import RulebookError
+
+MIGRATIONS = Migrations("policysync")
+
+# Columns every fact table carries besides its own key and payload (DESIGN.md "The rulebook").
+FACT_COLUMNS: dict[str, type] = {
+    "id": int,
+    "release": str,  # the release of the document that stated this row ("2020-07")
+    "eff_start": str,  # valid time, half-open ISO dates
+    "eff_end": str,
+    "v_from": int,  # record time: the versions in which this row is current
+    "v_to": int,
+    "artifact_sha256": str,  # provenance
+    "locator": str,
+    "payload_hash": str,
+}
+
+
+@MIGRATIONS()
+def m001_core(db: sqlite_utils.Database) -> None:
+    db["artifacts"].create(  # type: ignore[union-attr]
+        {
+            "sha256": str,
+            "source": str,
+            "url": str,
+            "release": str,
+            "filename": str,
+            "content_type": str,
+            "size": int,
+            "etag": str,
+            "last_modified": str,
+            "first_fetched_at": str,
+            "last_fetched_at": str,
+            "parse_status": str,  # NULL (not yet), "parsed", "failed"
+            "parse_error": str,
+            "parsed_in_version": int,
+            "record_count": int,
+        },
+        pk="sha256",
+    )
+    db["artifacts"].create_index(["source", "url"])  # type: ignore[union-attr]
+    db["versions"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "kind": str,  # "sync" | "reparse"
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # "building" | "committed" | "failed"
+            "review_state": str,  # "none" | "pending_review" | "approved" | "rejected"
+            "summary": str,  # JSON: per-source outcomes and counts
+        },
+        pk="id",
+    )
+    db["fetches"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "version_id": int,
+            "source": str,
+            "url": str,
+            "status": int,
+            "outcome": str,  # "fetched" | "not_modified" | "error"
+            "sha256": str,
+            "etag": str,
+            "last_modified": str,
+            "fetched_at": str,
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    db["fetches"].create_index(["source", "url"])  # type: ignore[union-attr]
+    db["source_runs"].create(  # type: ignore[union-attr]
+        {
+            "version_id": int,
+            "source": str,
+            "outcome": str,  # "changed" | "unchanged" | "failed"
+            "requests": int,
+            "not_modified": int,
+            "new_documents": int,
+            "records": int,
+            "added": int,
+            "removed": int,
+            "modified": int,
+            "skipped": str,  # JSON {reason: count}
+            "error": str,
+            "duration_s": float,
+        },
+        pk=("version_id", "source"),
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+
+
+@MIGRATIONS()
+def m002_hcpcs_codes(db: sqlite_utils.Database) -> None:
+    columns: dict[str, type] = {
+        "id": int,
+        "code": str,
+        "kind": str,
+        "long_description": str,
+        "short_description": str,
+        "coverage_code": str,
+        "pricing_indicator": str,
+        "betos": str,
+        "tos": str,
+        "add_date": str,
+        "action_eff_date": str,
+        "term_date": str,
+        "action_code": str,
+        "unit_quantity": str,
+        "unit": str,
+    }
+    columns.update({k: v for k, v in FACT_COLUMNS.items() if k != "id"})
+    table = db["hcpcs_codes"]
+    table.create(columns, pk="id", not_null={"code", "eff_start", "v_from", "artifact_sha256"})  # type: ignore[union-attr]
+    table.create_index(["code", "v_to"])  # type: ignore[union-attr]
+    table.create_index(["v_from"])  # type: ignore[union-attr]
+    table.create_index(["v_to"])  # type: ignore[union-attr]
+
+
+def open_rulebook(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating if needed) the rulebook at ``path`` and apply pending migrations."""
+    try:
+        db = sqlite_utils.Database(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        MIGRATIONS.apply(db)
+    except sqlite_utils.db.sqlite3.DatabaseError as exc:  # type: ignore[attr-defined]
+        raise RulebookError(f"{path}: not a usable rulebook database ({exc})") from None
+    return db

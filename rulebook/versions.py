@@ -1,0 +1,137 @@
+"""Rulebook versions (one per sync or reparse), the artifact rows and the fetch log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from parsers.errors import RulebookError
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    kind: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    review_state: str
+    summary: dict[str, Any]
+
+
+def _version(row: dict[str, Any]) -> Version:
+    return Version(
+        id=row["id"],
+        kind=row["kind"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        review_state=row["review_state"],
+        summary=json.loads(row["summary"] or "{}"),
+    )
+
+
+def begin_version(db: sqlite_utils.Database, *, kind: str, now: str) -> int:
+    """Open a version in state ``building``; its facts become visible only on commit."""
+    table = db.table("versions")
+    table.insert({"kind": kind, "started_at": now, "status": "building", "review_state": "none", "summary": "{}"})
+    return int(table.last_pk)  # type: ignore[arg-type]
+
+
+def finish_version(
+    db: sqlite_utils.Database, version: int, *, status: str, now: str, summary: dict[str, Any], review_state: str
+) -> None:
+    db.table("versions").update(
+        version,
+        {"status": status, "finished_at": now, "summary": json.dumps(summary, sort_keys=True),
+         "review_state": review_state},
+    )
+
+
+def list_versions(db: sqlite_utils.Database) -> list[Version]:
+    return [_version(r) for r in db.table("versions").rows_where(order_by="id")]
+
+
+def get_version(db: sqlite_utils.Database, version: int) -> Version:
+    rows = list(db.table("versions").rows_where("id = ?", [version]))
+    if not rows:
+        raise RulebookError(f"no rulebook version {version} (see `policysync versions`)")
+    return _version(rows[0])
+
+
+def committed_versions(db: sqlite_utils.Database) -> list[int]:
+    return [r["id"] for r in db.table("versions").rows_where("status = 'committed'", order_by="id")]
+
+
+def latest_committed(db: sqlite_utils.Database) -> int | None:
+    ids = committed_versions(db)
+    return ids[-1] if ids else None
+
+
+def previous_committed(db: sqlite_utils.Database, version: int) -> int | None:
+    ids = [v for v in committed_versions(db) if v < version]
+    return ids[-1] if ids else None
+
+
+def fail_building_versions(db: sqlite_utils.Database, now: str) -> None:
+    """A version left ``building`` by a crash never committed anything; mark it failed so it is
+    not mistaken for a live one. Its fact rows were rolled back with its transaction."""
+    db.execute(
+        "UPDATE versions SET status = 'failed', finished_at = ? WHERE status = 'building'", [now]
+    )
+
+
+def record_fetch(db: sqlite_utils.Database, version: int, fetch: dict[str, Any]) -> None:
+    db.table("fetches").insert({"version_id": version, **fetch})
+
+
+def upsert_artifact(db: sqlite_utils.Database, art: dict[str, Any]) -> bool:
+    """Record a fetched document. Returns True when this sha256 was not known before."""
+    table = db.table("artifacts")
+    existing = list(table.rows_where("sha256 = ?", [art["sha256"]]))
+    if existing:
+        table.update(art["sha256"], {"last_fetched_at": art["fetched_at"]})
+        return False
+    table.insert(
+        {
+            "sha256": art["sha256"],
+            "source": art["source"],
+            "url": art["url"],
+            "release": art.get("release"),
+            "filename": art.get("filename"),
+            "content_type": art.get("content_type"),
+            "size": art.get("size"),
+            "etag": art.get("etag"),
+            "last_modified": art.get("last_modified"),
+            "first_fetched_at": art["fetched_at"],
+            "last_fetched_at": art["fetched_at"],
+        }
+    )
+    return True
+
+
+def latest_fetch_validators(db: sqlite_utils.Database, source: str) -> dict[str, dict[str, Any]]:
+    """Per URL, the validators and sha256 of the last document fetched from it (for conditional GET)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in db.query(
+        "SELECT url, etag, last_modified, sha256 FROM fetches WHERE source = ? AND outcome = 'fetched' "
+        "ORDER BY id",
+        [source],
+    ):
+        out[row["url"]] = row
+    return out
+
+
+def artifact_for_url(db: sqlite_utils.Database, source: str, url: str) -> dict[str, Any] | None:
+    """The artifact last fetched from ``url`` (what a 304 refers to)."""
+    rows = list(
+        db.query(
+            "SELECT a.* FROM fetches f JOIN artifacts a ON a.sha256 = f.sha256 "
+            "WHERE f.source = ? AND f.url = ? AND f.outcome = 'fetched' ORDER BY f.id DESC LIMIT 1",
+            [source, url],
+        )
+    )
+    return rows[0] if rows else None

@@ -1,0 +1,25 @@
+"""Shared test helpers. The recorded real files are read from ../shared/data through ``shared_data``
+only; they are never copied into this repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    """Where the recorded CMS and payer files are: $POLICYSYNC_SHARED_DATA or ../shared/data."""
+    env = os.environ.get("POLICYSYNC_SHARED_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"recorded data not found at {path} (set POLICYSYNC_SHARED_DATA)")
+    return path
