@@ -175,12 +175,14 @@ def run_crawl(
     mirror: str | None = None,
     known: dict[str, Known] | None = None,
     settings: dict[str, Any] | None = None,
+    spider_kwargs: dict[str, Any] | None = None,
 ) -> list[FetchOutcome]:
     """Crawl ``source_id`` and return one outcome per document request, in the order they ended.
 
     Fetched bytes go to ``blobs``. ``mirror`` (``http://127.0.0.1:PORT``) sends every request to the
     loopback mirror while outcomes keep the real URLs. ``known`` (by real URL) makes document
-    requests conditional. ``settings`` override ``crawlers/settings.py``. Blocks until done; may be
+    requests conditional. ``settings`` override ``crawlers/settings.py``; ``spider_kwargs`` become
+    spider attributes (``landing_url`` from the config entry). Blocks until done; may be
     called any number of times in one process.
     """
     from twisted.internet.threads import blockingCallFromThread
@@ -199,7 +201,7 @@ def run_crawl(
         crawl_settings.set("TWISTED_REACTOR", None, priority="cmdline")
 
     def start() -> Any:
-        return CrawlerRunner(crawl_settings).crawl(spidercls, ctx=ctx)
+        return CrawlerRunner(crawl_settings).crawl(spidercls, ctx=ctx, **(spider_kwargs or {}))
 
     blockingCallFromThread(reactor, start)
     return list(ctx.outcomes)

@@ -95,6 +95,12 @@ def load_release(
             if key not in seen and (old["release"] or "") <= release:
                 closes.append(old["id"])
                 counts.removed += 1
+    else:
+        # Kept in force, but counted: a fact a newer release no longer states without ever ending
+        # it (a gap in the recorded releases, or a publisher error) deserves a look.
+        for key, old in current.items():
+            if key not in seen and old["eff_end"] is None and (old["release"] or "") < release:
+                counts.skip("absent from newer release without an end date (kept)")
     if closes:
         db.conn.executemany(f"UPDATE [{kind.name}] SET v_to = ? WHERE id = ?", [(version, i) for i in closes])
         closed = set(closes)

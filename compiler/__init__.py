@@ -1,0 +1,1 @@
+"""Rule packs: selection for a window and scope, JSON Schema, validation, manifest, pack reader."""

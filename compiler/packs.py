@@ -1,0 +1,230 @@
+"""Compiling rule packs from a rulebook version, and reading them back.
+
+A pack holds the rules of one scope whose effective interval intersects ``[from, to)``, each with its
+own interval, id and provenance. Output is canonical JSON (sorted keys, no whitespace), so the same
+rulebook version and arguments give byte-identical files; ``pack_id`` is the sha256 of the pack with
+``pack_id`` set to "".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors
+from parsers.errors import CompileError, PackError
+from rulebook import versions as vers
+from rulebook.facts import as_of
+from rulebook.kinds import HCPCS_CODES
+
+# MAC jurisdictions (A/B: J5 J6 J8 J15 JE JF JH JJ JK JL JM JN; DME: JA JB JC JD).
+JURISDICTIONS = {"J5", "J6", "J8", "J15", "JE", "JF", "JH", "JJ", "JK", "JL", "JM", "JN", "JA", "JB", "JC", "JD"}
+STATES = set(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
+    "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
+)
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def pack_id_of(pack: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(pack | {"pack_id": ""})).hexdigest()
+
+
+def check_scope(scope: str, payers: set[str] | frozenset[str] = frozenset()) -> None:
+    if scope == "medicare":
+        return
+    m = re.fullmatch(r"medicare:([A-Z0-9]+)", scope)
+    if m and (m.group(1) in JURISDICTIONS or m.group(1) in STATES):
+        return
+    m = re.fullmatch(r"payer:([a-z][a-z0-9_]*)", scope)
+    if m and m.group(1) in payers:
+        return
+    raise CompileError(
+        f"unknown scope {scope!r} (use medicare, medicare:<MAC jurisdiction> e.g. medicare:JK, "
+        "medicare:<state> e.g. medicare:NY, or payer:<configured payer id>)"
+    )
+
+
+def check_window(start: str, end: str) -> tuple[str, str]:
+    try:
+        d1, d2 = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        raise CompileError(f"window dates must be YYYY-MM-DD ({exc})") from None
+    if d1 >= d2:
+        raise CompileError(f"empty window: --from {start} must be before --to {end} (the window is [from, to))")
+    return d1.isoformat(), d2.isoformat()
+
+
+def _number(q: str) -> int | float:
+    d = Decimal(q)
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def _provenance(row: dict[str, Any]) -> dict[str, Any]:
+    return {"source": HCPCS_CODES.source, "sha256": row["artifact_sha256"], "locator": row["locator"],
+            "release": row["release"]}
+
+
+def code_rules(db: sqlite_utils.Database, version: int, window: tuple[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for r in as_of(db, HCPCS_CODES, version, window=window):
+        unit = None
+        if r["unit_quantity"] is not None:
+            unit = {"quantity": _number(r["unit_quantity"]), "unit": r["unit"]}
+        out.append(
+            {
+                "id": f"cms_hcpcs:{r['code']}:{r['eff_start']}",
+                "code": r["code"],
+                "kind": r["kind"],
+                "descriptor": r["long_description"],
+                "short_descriptor": r["short_description"],
+                "billing_unit": unit,
+                "coverage_code": r["coverage_code"],
+                "pricing_indicator": r["pricing_indicator"],
+                "term_date": r["term_date"],
+                "eff_start": r["eff_start"],
+                "eff_end": r["eff_end"],
+                "provenance": _provenance(r),
+            }
+        )
+    return out
+
+
+def _sources(db: sqlite_utils.Database, sections: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    shas = sorted({rule["provenance"]["sha256"] for rules in sections.values() for rule in rules})
+    out = []
+    for sha in shas:
+        art = db.table("artifacts").get(sha)
+        out.append({"source": art["source"], "url": art["url"], "sha256": sha, "release": art["release"]})
+    return sorted(out, key=lambda s: (s["source"], s["release"] or "", s["url"], s["sha256"]))
+
+
+@dataclass
+class CompileResult:
+    version: int
+    out_dir: Path
+    manifest: dict[str, Any]
+
+
+def default_version(db: sqlite_utils.Database) -> int:
+    """The newest committed version that was not rejected."""
+    rows = list(
+        db.query("SELECT id FROM versions WHERE status = 'committed' AND review_state != 'rejected' "
+                 "ORDER BY id DESC LIMIT 1")
+    )
+    if not rows:
+        raise CompileError("nothing to compile: the rulebook has no committed version (run `policysync sync`)")
+    return int(rows[0]["id"])
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def compile_packs(
+    db: sqlite_utils.Database,
+    *,
+    start: str,
+    end: str,
+    scope: str,
+    out_dir: Path,
+    version: int | None = None,
+    payers: set[str] | frozenset[str] = frozenset(),
+) -> CompileResult:
+    window = check_window(start, end)
+    check_scope(scope, payers)
+    if version is None:
+        version = default_version(db)
+    v = vers.get_version(db, version)
+    if v.status != "committed":
+        raise CompileError(f"version {version} is {v.status}, not committed: its facts cannot be compiled")
+    if v.review_state == "rejected":
+        raise CompileError(f"version {version} was rejected in review: its facts never reach a pack")
+    sections = {"codes": code_rules(db, version, window)}
+    pack: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "pack_id": "",
+        "scope": scope,
+        "window": {"from": window[0], "to": window[1]},
+        "rulebook_version": version,
+        "sources": _sources(db, sections),
+        "sections": sections,
+    }
+    pack["pack_id"] = pack_id_of(pack)
+    problems = errors("pack", pack)
+    if problems:
+        raise CompileError(f"compiled pack fails its schema: {problems[0]} ({len(problems)} errors)")
+    body = canonical(pack)
+    fname = f"{scope.replace(':', '-')}_{window[0]}_{window[1]}.json"
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "rulebook_version": version,
+        "packs": [
+            {
+                "file": fname,
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "pack_id": pack["pack_id"],
+                "scope": scope,
+                "window": pack["window"],
+                "sections": {k: len(v) for k, v in sections.items()},
+            }
+        ],
+    }
+    problems = errors("manifest", manifest)
+    if problems:
+        raise CompileError(f"manifest fails its schema: {problems[0]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / fname, body)
+    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
+    return CompileResult(version, out_dir, manifest)
+
+
+def read_packs(pack_dir: Path) -> list[dict[str, Any]]:
+    """Load every pack a manifest names, refusing any whose bytes, schema version or id do not check out."""
+    mpath = pack_dir / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PackError(f"{mpath}: no manifest.json (is {pack_dir} a pack directory?)") from None
+    except json.JSONDecodeError as exc:
+        raise PackError(f"{mpath}: not valid JSON ({exc})") from None
+    problems = errors("manifest", manifest)
+    if problems:
+        raise PackError(f"{mpath}: {problems[0]}")
+    packs = []
+    for entry in manifest["packs"]:
+        path = pack_dir / entry["file"]
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise PackError(f"{path}: named in manifest.json but missing") from None
+        if hashlib.sha256(body).hexdigest() != entry["sha256"]:
+            raise PackError(f"{path}: sha256 does not match manifest.json (the file was changed or truncated)")
+        pack = json.loads(body)
+        major = str(pack.get("schema_version", "")).split(".")[0]
+        if major != str(SUPPORTED_MAJOR):
+            raise PackError(
+                f"{path}: schema_version {pack.get('schema_version')!r} is not supported (this reader reads "
+                f"{SUPPORTED_MAJOR}.x)"
+            )
+        problems = errors("pack", pack)
+        if problems:
+            raise PackError(f"{path}: {problems[0]}")
+        if pack_id_of(pack) != pack["pack_id"]:
+            raise PackError(f"{path}: pack_id does not match its content")
+        packs.append(pack)
+    return packs
