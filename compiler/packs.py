@@ -21,13 +21,30 @@ from typing import Any
 import sqlite_utils
 
 from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors
-from parsers.errors import CompileError, PackError
+from parsers.errors import CompileArgumentError, CompileError, PackError
 from rulebook import versions as vers
 from rulebook.facts import as_of
 from rulebook.kinds import HCPCS_CODES
 
 # MAC jurisdictions (A/B: J5 J6 J8 J15 JE JF JH JJ JK JL JM JN; DME: JA JB JC JD).
-JURISDICTIONS = {"J5", "J6", "J8", "J15", "JE", "JF", "JH", "JJ", "JK", "JL", "JM", "JN", "JA", "JB", "JC", "JD"}
+JURISDICTIONS = {
+    "J5",
+    "J6",
+    "J8",
+    "J15",
+    "JE",
+    "JF",
+    "JH",
+    "JJ",
+    "JK",
+    "JL",
+    "JM",
+    "JN",
+    "JA",
+    "JB",
+    "JC",
+    "JD",
+}
 STATES = set(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
     "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
@@ -51,7 +68,7 @@ def check_scope(scope: str, payers: set[str] | frozenset[str] = frozenset()) -> 
     m = re.fullmatch(r"payer:([a-z][a-z0-9_]*)", scope)
     if m and m.group(1) in payers:
         return
-    raise CompileError(
+    raise CompileArgumentError(
         f"unknown scope {scope!r} (use medicare, medicare:<MAC jurisdiction> e.g. medicare:JK, "
         "medicare:<state> e.g. medicare:NY, or payer:<configured payer id>)"
     )
@@ -61,9 +78,11 @@ def check_window(start: str, end: str) -> tuple[str, str]:
     try:
         d1, d2 = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
-        raise CompileError(f"window dates must be YYYY-MM-DD ({exc})") from None
+        raise CompileArgumentError(f"window dates must be YYYY-MM-DD ({exc})") from None
     if d1 >= d2:
-        raise CompileError(f"empty window: --from {start} must be before --to {end} (the window is [from, to))")
+        raise CompileArgumentError(
+            f"empty window: --from {start} must be before --to {end} (the window is [from, to))"
+        )
     return d1.isoformat(), d2.isoformat()
 
 
@@ -73,8 +92,12 @@ def _number(q: str) -> int | float:
 
 
 def _provenance(row: dict[str, Any]) -> dict[str, Any]:
-    return {"source": HCPCS_CODES.source, "sha256": row["artifact_sha256"], "locator": row["locator"],
-            "release": row["release"]}
+    return {
+        "source": HCPCS_CODES.source,
+        "sha256": row["artifact_sha256"],
+        "locator": row["locator"],
+        "release": row["release"],
+    }
 
 
 def code_rules(db: sqlite_utils.Database, version: int, window: tuple[str, str]) -> list[dict[str, Any]]:
@@ -121,11 +144,15 @@ class CompileResult:
 def default_version(db: sqlite_utils.Database) -> int:
     """The newest committed version that was not rejected."""
     rows = list(
-        db.query("SELECT id FROM versions WHERE status = 'committed' AND review_state != 'rejected' "
-                 "ORDER BY id DESC LIMIT 1")
+        db.query(
+            "SELECT id FROM versions WHERE status = 'committed' AND review_state != 'rejected' "
+            "ORDER BY id DESC LIMIT 1"
+        )
     )
     if not rows:
-        raise CompileError("nothing to compile: the rulebook has no committed version (run `policysync sync`)")
+        raise CompileError(
+            "nothing to compile: the rulebook has no committed version (run `policysync sync`)"
+        )
     return int(rows[0]["id"])
 
 
@@ -213,7 +240,9 @@ def read_packs(pack_dir: Path) -> list[dict[str, Any]]:
         except FileNotFoundError:
             raise PackError(f"{path}: named in manifest.json but missing") from None
         if hashlib.sha256(body).hexdigest() != entry["sha256"]:
-            raise PackError(f"{path}: sha256 does not match manifest.json (the file was changed or truncated)")
+            raise PackError(
+                f"{path}: sha256 does not match manifest.json (the file was changed or truncated)"
+            )
         pack = json.loads(body)
         major = str(pack.get("schema_version", "")).split(".")[0]
         if major != str(SUPPORTED_MAJOR):

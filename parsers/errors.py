@@ -58,5 +58,9 @@ class CompileError(PolicySyncError):
     """A rule pack cannot be compiled or fails its own schema."""
 
 
+class CompileArgumentError(CompileError, UsageError):
+    """A compile request that cannot be right: an empty window, an unknown scope (exit code 2)."""
+
+
 class PackError(PolicySyncError):
     """A rule pack on disk is unusable: bad checksum, unsupported schema version, wrong window."""

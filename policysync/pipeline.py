@@ -94,7 +94,10 @@ def parser_for(source: str) -> Callable[..., Any]:
 def parse_artifact(art: dict[str, Any], body: bytes) -> _Parsed:
     """Run the source's parser over one stored document. Raises ParseError; zero records is an error."""
     meta = SourceMeta(
-        source=art["source"], url=art["url"], sha256=art["sha256"], filename=art["filename"] or art["url"],
+        source=art["source"],
+        url=art["url"],
+        sha256=art["sha256"],
+        filename=art["filename"] or art["url"],
         release=art["release"],
     )
     kinds = KINDS_BY_SOURCE[art["source"]]
@@ -103,7 +106,9 @@ def parse_artifact(art: dict[str, Any], body: bytes) -> _Parsed:
     if not rows:
         from parsers.errors import ParseError
 
-        raise ParseError(f"{meta.filename}: no records in the document (a source that yields nothing is an error)")
+        raise ParseError(
+            f"{meta.filename}: no records in the document (a source that yields nothing is an error)"
+        )
     return _Parsed(art["sha256"], art["release"] or "", rows, meta.counts)
 
 
@@ -112,23 +117,29 @@ def _selected(home: Home, only: list[str] | None) -> list[SourceConfig]:
     if only:
         unknown = [s for s in only if s not in configured]
         if unknown:
-            raise ConfigError(
-                f"unknown source {unknown[0]!r} (configured: {', '.join(sorted(configured))})"
-            )
+            raise ConfigError(f"unknown source {unknown[0]!r} (configured: {', '.join(sorted(configured))})")
         return [configured[s] for s in only]
     return [s for s in configured.values() if s.enabled]
 
 
-def _record_outcomes(db: sqlite_utils.Database, version: int, rep: SourceReport, outs: list[FetchOutcome]) -> None:
+def _record_outcomes(
+    db: sqlite_utils.Database, version: int, rep: SourceReport, outs: list[FetchOutcome]
+) -> None:
     for o in outs:
         rep.requests += 1
         vers.record_fetch(
             db,
             version,
             {
-                "source": o.source, "url": o.url, "status": o.status, "outcome": o.outcome,
-                "sha256": o.sha256, "etag": o.etag, "last_modified": o.last_modified,
-                "fetched_at": o.fetched_at, "error": o.error,
+                "source": o.source,
+                "url": o.url,
+                "status": o.status,
+                "outcome": o.outcome,
+                "sha256": o.sha256,
+                "etag": o.etag,
+                "last_modified": o.last_modified,
+                "fetched_at": o.fetched_at,
+                "error": o.error,
             },
         )
         if o.outcome == "not_modified":
@@ -144,7 +155,8 @@ def _to_parse(db: sqlite_utils.Database, source: str, outs: list[FetchOutcome]) 
     """Documents seen in this run (fetched or 304) that were never parsed successfully."""
     shas = {o.sha256 for o in outs if o.outcome in ("fetched", "not_modified") and o.sha256}
     rows = [
-        r for r in db.table("artifacts").rows_where("source = ?", [source])
+        r
+        for r in db.table("artifacts").rows_where("source = ?", [source])
         if r["sha256"] in shas and r["parse_status"] != "parsed"
     ]
     return sorted(rows, key=lambda r: (r["release"] or "", r["sha256"]))
@@ -173,7 +185,11 @@ def _parse_all(
 
 
 def _load(
-    db: sqlite_utils.Database, version: int, source: str, parsed: list[_Parsed], rep: SourceReport,
+    db: sqlite_utils.Database,
+    version: int,
+    source: str,
+    parsed: list[_Parsed],
+    rep: SourceReport,
     progress: Progress | None,
 ) -> None:
     kind = KINDS_BY_SOURCE[source][0]
@@ -183,8 +199,15 @@ def _load(
         if progress:
             progress(f"{source}: loading {len(p.rows)} rows of release {p.release}")
         total.merge(
-            load_release(db, kind, p.rows, version=version, release=p.release, artifact_sha256=p.sha256,
-                         current=current)
+            load_release(
+                db,
+                kind,
+                p.rows,
+                version=version,
+                release=p.release,
+                artifact_sha256=p.sha256,
+                current=current,
+            )
         )
     rep.added, rep.removed, rep.modified = total.added, total.removed, total.modified
     for k, v in total.skipped.items():
@@ -192,7 +215,11 @@ def _load(
 
 
 def _finish(
-    db: sqlite_utils.Database, version: int, kind: str, started: str, reports: list[SourceReport],
+    db: sqlite_utils.Database,
+    version: int,
+    kind: str,
+    started: str,
+    reports: list[SourceReport],
     loaded_any: bool,
 ) -> SyncReport:
     for rep in reports:
@@ -212,14 +239,24 @@ def _finish(
     for rep in reports:
         db.table("source_runs").insert(
             {
-                "version_id": version, "source": rep.source, "outcome": rep.outcome, "requests": rep.requests,
-                "not_modified": rep.not_modified, "new_documents": rep.new_documents, "records": rep.records,
-                "added": rep.added, "removed": rep.removed, "modified": rep.modified,
-                "skipped": json.dumps(rep.skipped, sort_keys=True), "error": "\n".join(rep.errors) or None,
+                "version_id": version,
+                "source": rep.source,
+                "outcome": rep.outcome,
+                "requests": rep.requests,
+                "not_modified": rep.not_modified,
+                "new_documents": rep.new_documents,
+                "records": rep.records,
+                "added": rep.added,
+                "removed": rep.removed,
+                "modified": rep.modified,
+                "skipped": json.dumps(rep.skipped, sort_keys=True),
+                "error": "\n".join(rep.errors) or None,
                 "duration_s": round(rep.duration_s, 3),
             }
         )
-    vers.finish_version(db, version, status=status, now=finished, summary=report.to_json(), review_state=review)
+    vers.finish_version(
+        db, version, status=status, now=finished, summary=report.to_json(), review_state=review
+    )
     return report
 
 
@@ -256,7 +293,11 @@ def sync(
         }
         try:
             outs = run_crawl(
-                cfg.id, blobs=blobs, mirror=mirror, known=known, settings=crawl_settings,
+                cfg.id,
+                blobs=blobs,
+                mirror=mirror,
+                known=known,
+                settings=crawl_settings,
                 spider_kwargs={"landing_url": cfg.start_url} if cfg.start_url else None,
             )
         except PolicySyncError as exc:
@@ -291,8 +332,13 @@ def _commit(
             now = utcnow()
             for p in parsed:
                 db.table("artifacts").update(
-                    p.sha256, {"parse_status": "parsed", "parsed_in_version": version, "record_count": len(p.rows),
-                               "parse_error": None}
+                    p.sha256,
+                    {
+                        "parse_status": "parsed",
+                        "parsed_in_version": version,
+                        "record_count": len(p.rows),
+                        "parse_error": None,
+                    },
                 )
             for sha, err in failed.items():
                 db.table("artifacts").update(sha, {"parse_status": "failed", "parse_error": err})

@@ -56,13 +56,15 @@ class ChangeSet:
             "from_version": self.v1,
             "to_version": self.v2,
             "counts": self.counts(),
-            "severity": {s: sum(1 for c in self.changes if c.severity == s) for s in ("high", "medium", "low")},
+            "severity": {
+                s: sum(1 for c in self.changes if c.severity == s) for s in ("high", "medium", "low")
+            },
             "changes": [asdict(c) | {"category": c.category} for c in self.changes],
         }
 
 
 def _release_start(release: str | None) -> str | None:
-    """"2020-07" -> "2020-07-01": the first day a release's content is in force."""
+    """ "2020-07" -> "2020-07-01": the first day a release's content is in force."""
     if release and re.fullmatch(r"\d{4}-\d{2}", release):
         return release + "-01"
     return None
@@ -76,7 +78,9 @@ def _cosmetic_text(a: str | None, b: str | None) -> bool:
 _NON_COVERED = {"M", "S", "I"}
 
 
-def classify_hcpcs(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[list[tuple[str, str, bool]], bool]:
+def classify_hcpcs(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
     """Categories of one HCPCS change as (category, severity, substantive), and retroactivity."""
     cats: list[tuple[str, str, bool]] = []
     row = after or before
@@ -131,7 +135,9 @@ def classify_hcpcs(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     return cats, retro
 
 
-def _generic(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[list[tuple[str, str, bool]], bool]:
+def _generic(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
     if before is None:
         return [("added", "medium", True)], False
     if after is None:
@@ -253,7 +259,9 @@ def render_markdown(cs: ChangeSet) -> str:
     out.append(f"{len(cs.changes)} changes: " + ", ".join(f"{n} {k}" for k, n in cs.counts().items()))
     out.append("")
     if cs.changes:
-        out.append("| severity | source | code | change | effective | retroactive | before → after | provenance |")
+        out.append(
+            "| severity | source | code | change | effective | retroactive | before → after | provenance |"
+        )
         out.append("|---|---|---|---|---|---|---|---|")
         for c in cs.changes:
             prov = f"{c.provenance.get('locator')} (sha256 {str(c.provenance.get('sha256'))[:12]})"

@@ -67,6 +67,7 @@ def load_release(
         current = current_rows(db, kind)
     inserts: list[dict[str, Any]] = []
     closes: list[int] = []
+    drops: list[int] = []
     seen: set[tuple[Any, ...]] = set()
     for row in rows:
         key = tuple(row[c] for c in kind.key)
@@ -84,8 +85,13 @@ def load_release(
             if old["payload_hash"] == row["payload_hash"]:
                 counts.unchanged += 1
                 continue
-            closes.append(old["id"])
-            counts.modified += 1
+            if old["v_from"] == version:
+                # Stated by an earlier release loaded into this same, uncommitted version: no
+                # version ever saw it, so it is replaced, not closed (record time stays v_from < v_to).
+                drops.append(old["id"])
+            else:
+                closes.append(old["id"])
+                counts.modified += 1
         else:
             counts.added += 1
         row.update(release=release, v_from=version, v_to=None, artifact_sha256=artifact_sha256)
@@ -93,17 +99,24 @@ def load_release(
     if kind.absent == "close":
         for key, old in current.items():
             if key not in seen and (old["release"] or "") <= release:
-                closes.append(old["id"])
-                counts.removed += 1
+                if old["v_from"] == version:
+                    drops.append(old["id"])
+                    counts.added -= 1
+                else:
+                    closes.append(old["id"])
+                    counts.removed += 1
     else:
         # Kept in force, but counted: a fact a newer release no longer states without ever ending
         # it (a gap in the recorded releases, or a publisher error) deserves a look.
         for key, old in current.items():
             if key not in seen and old["eff_end"] is None and (old["release"] or "") < release:
                 counts.skip("absent from newer release without an end date (kept)")
+    if drops:
+        db.conn.executemany(f"DELETE FROM [{kind.name}] WHERE id = ?", [(i,) for i in drops])
     if closes:
         db.conn.executemany(f"UPDATE [{kind.name}] SET v_to = ? WHERE id = ?", [(version, i) for i in closes])
-        closed = set(closes)
+    if closes or drops:
+        closed = set(closes) | set(drops)
         for key in [k for k, r in current.items() if r["id"] in closed]:
             del current[key]
     if inserts:

@@ -37,17 +37,29 @@ def _version(row: dict[str, Any]) -> Version:
 def begin_version(db: sqlite_utils.Database, *, kind: str, now: str) -> int:
     """Open a version in state ``building``; its facts become visible only on commit."""
     table = db.table("versions")
-    table.insert({"kind": kind, "started_at": now, "status": "building", "review_state": "none", "summary": "{}"})
+    table.insert(
+        {"kind": kind, "started_at": now, "status": "building", "review_state": "none", "summary": "{}"}
+    )
     return int(table.last_pk)  # type: ignore[arg-type]
 
 
 def finish_version(
-    db: sqlite_utils.Database, version: int, *, status: str, now: str, summary: dict[str, Any], review_state: str
+    db: sqlite_utils.Database,
+    version: int,
+    *,
+    status: str,
+    now: str,
+    summary: dict[str, Any],
+    review_state: str,
 ) -> None:
     db.table("versions").update(
         version,
-        {"status": status, "finished_at": now, "summary": json.dumps(summary, sort_keys=True),
-         "review_state": review_state},
+        {
+            "status": status,
+            "finished_at": now,
+            "summary": json.dumps(summary, sort_keys=True),
+            "review_state": review_state,
+        },
     )
 
 
@@ -79,9 +91,7 @@ def previous_committed(db: sqlite_utils.Database, version: int) -> int | None:
 def fail_building_versions(db: sqlite_utils.Database, now: str) -> None:
     """A version left ``building`` by a crash never committed anything; mark it failed so it is
     not mistaken for a live one. Its fact rows were rolled back with its transaction."""
-    db.execute(
-        "UPDATE versions SET status = 'failed', finished_at = ? WHERE status = 'building'", [now]
-    )
+    db.execute("UPDATE versions SET status = 'failed', finished_at = ? WHERE status = 'building'", [now])
 
 
 def record_fetch(db: sqlite_utils.Database, version: int, fetch: dict[str, Any]) -> None:

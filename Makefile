@@ -1,0 +1,35 @@
+# policysync — the two commands a new user needs: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test lint typecheck pytest demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+## make test: create .venv if needed, install, then ruff, mypy and pytest
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest
+
+## make demo: the whole flow over ../shared/data on loopback (fresh demo home each time)
+demo: $(STAMP)
+	rm -rf .policysync-demo
+	$(VENV)/bin/policysync --home .policysync-demo demo
+
+## make bench: the benchmarks in bench/ (figures, not pass/fail)
+bench: $(STAMP)
+	$(PY) bench/bench_sync.py
+
+clean:
+	rm -rf $(VENV) .policysync-demo .mypy_cache .ruff_cache .pytest_cache
