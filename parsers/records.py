@@ -56,3 +56,44 @@ class HcpcsRecord:
     eff_start: date  # first day the code may be used
     eff_end: date | None  # first day it may no longer be used (term_date + 1 day), None = open
     locator: str  # "HCPC2020_JUL_ANWEB.xlsx row 12" or "HCPC2019_CONTR_ANWEB.txt line 40"
+
+
+SETTINGS = ("practitioner", "outpatient_hospital", "dme")
+
+
+@dataclass(frozen=True)
+class UnitLimitRecord:
+    """One NCCI MUE row: the most units of ``code`` a provider reports in ``setting``.
+
+    ``max_units`` is None when CMS does not publish the value (blank or marked confidential):
+    unpublished is never 0, which means "not payable".
+    """
+
+    code: str
+    setting: str  # one of SETTINGS
+    max_units: int | None
+    published: bool
+    mai: int | None  # MUE Adjudication Indicator 1 | 2 | 3
+    mai_label: str | None  # "Date of Service Edit: Clinical"
+    rationale: str | None
+    eff_start: date  # the table's effective date (from its file name)
+    eff_end: date | None  # None: in force until a later table says otherwise
+    locator: str
+
+
+@dataclass(frozen=True, slots=True)
+class PtpRecord:
+    """One NCCI procedure-to-procedure edit: ``column2`` is not paid with ``column1`` on the same
+    date of service unless the modifier indicator allows a modifier. ``eff_end`` is the half-open
+    end derived from the published deletion date (see parsers/cms_ncci_ptp.py for the rule)."""
+
+    column1: str
+    column2: str
+    setting: str  # one of SETTINGS
+    prior_1996: bool
+    eff_start: date
+    eff_end: date | None
+    deletion_date: date | None  # as published ("*" = None)
+    modifier_indicator: int  # 0 not allowed, 1 allowed, 9 not applicable
+    rationale: str
+    locator: str
