@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,15 +21,15 @@ from typing import Any
 import sqlite_utils
 
 from crawlers.runner import FetchOutcome, Known, run_crawl
-from parsers.errors import ConfigError, PolicySyncError
+from parsers.errors import ConfigError, ParseError, PolicySyncError
 from parsers.records import SourceMeta
 from policysync.config import Home, SourceConfig, load_sources
 from rulebook import versions as vers
 from rulebook.blobs import BlobStore
 from rulebook.db import open_rulebook
 from rulebook.diff import diff_versions
-from rulebook.facts import LoadCounts, current_rows, load_release
-from rulebook.kinds import KINDS_BY_SOURCE
+from rulebook.facts import LoadCounts, load_release
+from rulebook.kinds import KINDS, KINDS_BY_SOURCE
 
 Progress = Callable[[str], None]
 
@@ -78,38 +77,48 @@ class SyncReport:
         return asdict(self) | {"exit_code": self.exit_code}
 
 
-@dataclass
-class _Parsed:
-    sha256: str
-    release: str
-    rows: list[dict[str, Any]]
-    counts: Counter[str]
-
-
 def parser_for(source: str) -> Callable[..., Any]:
     module = importlib.import_module(f"parsers.{source}")
     return module.parse  # type: ignore[no-any-return]
 
 
-def parse_artifact(art: dict[str, Any], body: bytes) -> _Parsed:
-    """Run the source's parser over one stored document. Raises ParseError; zero records is an error."""
-    meta = SourceMeta(
+def _meta(art: dict[str, Any]) -> SourceMeta:
+    return SourceMeta(
         source=art["source"],
         url=art["url"],
         sha256=art["sha256"],
         filename=art["filename"] or art["url"],
         release=art["release"],
     )
-    kinds = KINDS_BY_SOURCE[art["source"]]
-    kind = kinds[0]
-    rows = [kind.to_row(rec) for rec in parser_for(art["source"])(body, meta)]
-    if not rows:
-        from parsers.errors import ParseError
 
-        raise ParseError(
-            f"{meta.filename}: no records in the document (a source that yields nothing is an error)"
-        )
-    return _Parsed(art["sha256"], art["release"] or "", rows, meta.counts)
+
+def parse_rows(art: dict[str, Any], body: bytes, meta: SourceMeta) -> dict[str, Iterator[dict[str, Any]]]:
+    """The source's parser over one stored document, as fact rows by kind. Streams when the source
+    has one kind (PTP: millions of rows never held in memory)."""
+    kinds = KINDS_BY_SOURCE[art["source"]]
+    records = parser_for(art["source"])(body, meta)
+    if len(kinds) == 1:
+        to_row = kinds[0].to_row
+        return {kinds[0].name: (to_row(r) for r in records)}
+    by_type = {k.record_type: k for k in kinds}
+    out: dict[str, list[dict[str, Any]]] = {k.name: [] for k in kinds}
+    for rec in records:
+        kind = by_type[type(rec)]
+        out[kind.name].append(kind.to_row(rec))
+    return {name: iter(rows) for name, rows in out.items()}
+
+
+class _Counted:
+    """Counts rows as they stream past."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.n = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.n += 1
+            yield row
 
 
 def _selected(home: Home, only: list[str] | None) -> list[SourceConfig]:
@@ -162,55 +171,59 @@ def _to_parse(db: sqlite_utils.Database, source: str, outs: list[FetchOutcome]) 
     return sorted(rows, key=lambda r: (r["release"] or "", r["sha256"]))
 
 
-def _parse_all(
-    blobs: BlobStore, arts: list[dict[str, Any]], rep: SourceReport, progress: Progress | None
-) -> tuple[list[_Parsed], dict[str, str]]:
-    parsed: list[_Parsed] = []
-    failed: dict[str, str] = {}
-    for art in arts:
-        if progress:
-            progress(f"{art['source']}: parsing {art['filename']} ({art['release']})")
-        try:
-            p = parse_artifact(art, blobs.get(art["sha256"]))
-        except PolicySyncError as exc:
-            failed[art["sha256"]] = str(exc)
-            rep.errors.append(str(exc))
-            continue
-        rep.documents_parsed += 1
-        rep.records += len(p.rows)
-        for k, v in p.counts.items():
-            rep.skipped[k] = rep.skipped.get(k, 0) + v
-        parsed.append(p)
-    return parsed, failed
-
-
-def _load(
+def _load_artifact(
     db: sqlite_utils.Database,
+    blobs: BlobStore,
     version: int,
-    source: str,
-    parsed: list[_Parsed],
+    art: dict[str, Any],
     rep: SourceReport,
     progress: Progress | None,
 ) -> None:
-    kind = KINDS_BY_SOURCE[source][0]
-    current = current_rows(db, kind)
+    """Parse and load one document inside a savepoint: a document that fails loads nothing."""
+    if progress:
+        progress(f"{art['source']}: parsing and loading {art['filename']} ({art['release']})")
+    meta = _meta(art)
     total = LoadCounts()
-    for p in parsed:
-        if progress:
-            progress(f"{source}: loading {len(p.rows)} rows of release {p.release}")
-        total.merge(
-            load_release(
-                db,
-                kind,
-                p.rows,
-                version=version,
-                release=p.release,
-                artifact_sha256=p.sha256,
-                current=current,
-            )
-        )
-    rep.added, rep.removed, rep.modified = total.added, total.removed, total.modified
-    for k, v in total.skipped.items():
+    records = 0
+    try:
+        with db.atomic():
+            body = blobs.get(art["sha256"])
+            for name, rows in parse_rows(art, body, meta).items():
+                counted = _Counted(rows)
+                total.merge(
+                    load_release(
+                        db,
+                        KINDS[name],
+                        counted,
+                        version=version,
+                        release=art["release"] or "",
+                        artifact_sha256=art["sha256"],
+                    )
+                )
+                records += counted.n
+            if records == 0:
+                raise ParseError(
+                    f"{meta.filename}: no records in the document (a source that yields nothing is an error)"
+                )
+    except PolicySyncError as exc:
+        db.table("artifacts").update(art["sha256"], {"parse_status": "failed", "parse_error": str(exc)})
+        rep.errors.append(str(exc))
+        return
+    db.table("artifacts").update(
+        art["sha256"],
+        {
+            "parse_status": "parsed",
+            "parsed_in_version": version,
+            "record_count": records,
+            "parse_error": None,
+        },
+    )
+    rep.documents_parsed += 1
+    rep.records += records
+    rep.added += total.added
+    rep.removed += total.removed
+    rep.modified += total.modified
+    for k, v in list(meta.counts.items()) + list(total.skipped.items()):
         rep.skipped[k] = rep.skipped.get(k, 0) + v
 
 
@@ -266,6 +279,9 @@ def _write_report(home: Home, report: SyncReport) -> None:
     path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+Work = list[tuple[SourceReport, list[dict[str, Any]], float]]
+
+
 def sync(
     home: Home,
     *,
@@ -280,8 +296,7 @@ def sync(
     started = utcnow()
     vers.fail_building_versions(db, started)
     version = vers.begin_version(db, kind="sync", now=started)
-    reports: list[SyncReport | Any] = []
-    work: list[tuple[SourceReport, list[_Parsed], dict[str, str], float]] = []
+    work: Work = []
     for cfg in selected:
         rep = SourceReport(cfg.id)
         t0 = time.perf_counter()
@@ -305,45 +320,33 @@ def sync(
             outs = []
         with db.atomic():
             _record_outcomes(db, version, rep, outs)
-        parsed, failed = _parse_all(blobs, _to_parse(db, cfg.id, outs), rep, progress)
-        work.append((rep, parsed, failed, time.perf_counter() - t0))
-        reports.append(rep)
-    return _commit(home, db, version, "sync", started, work, progress)
+        work.append((rep, _to_parse(db, cfg.id, outs), time.perf_counter() - t0))
+    return _commit(home, db, blobs, version, "sync", started, work, progress)
 
 
 def _commit(
     home: Home,
     db: sqlite_utils.Database,
+    blobs: BlobStore,
     version: int,
     kind: str,
     started: str,
-    work: list[tuple[SourceReport, list[_Parsed], dict[str, str], float]],
+    work: Work,
     progress: Progress | None,
 ) -> SyncReport:
+    """Parse and load every pending document and finish the version, all in one transaction."""
     loaded_any = False
     with db.atomic():
-        for rep, parsed, failed, elapsed in work:
+        for rep, arts, elapsed in work:
             t0 = time.perf_counter()
+            fetch_failed = bool(rep.errors)
+            for art in arts:
+                _load_artifact(db, blobs, version, art, rep, progress)
             if rep.errors:
                 rep.outcome = "failed"
-            _load(db, version, rep.source, parsed, rep, progress)
-            if parsed or not rep.errors:
+            if rep.documents_parsed or not fetch_failed and not rep.errors:
                 loaded_any = True
-            now = utcnow()
-            for p in parsed:
-                db.table("artifacts").update(
-                    p.sha256,
-                    {
-                        "parse_status": "parsed",
-                        "parsed_in_version": version,
-                        "record_count": len(p.rows),
-                        "parse_error": None,
-                    },
-                )
-            for sha, err in failed.items():
-                db.table("artifacts").update(sha, {"parse_status": "failed", "parse_error": err})
             rep.duration_s = elapsed + (time.perf_counter() - t0)
-            del now
         report = _finish(db, version, kind, started, [w[0] for w in work], loaded_any)
     _write_report(home, report)
     return report
@@ -358,14 +361,11 @@ def reparse(home: Home, *, sources: list[str] | None = None, progress: Progress 
     started = utcnow()
     vers.fail_building_versions(db, started)
     version = vers.begin_version(db, kind="reparse", now=started)
-    work = []
+    work: Work = []
     for cfg in selected:
-        rep = SourceReport(cfg.id)
-        t0 = time.perf_counter()
         arts = sorted(
             db.table("artifacts").rows_where("source = ?", [cfg.id]),
             key=lambda r: (r["release"] or "", r["sha256"]),
         )
-        parsed, failed = _parse_all(blobs, arts, rep, progress)
-        work.append((rep, parsed, failed, time.perf_counter() - t0))
-    return _commit(home, db, version, "reparse", started, work, progress)
+        work.append((SourceReport(cfg.id), arts, 0.0))
+    return _commit(home, db, blobs, version, "reparse", started, work, progress)

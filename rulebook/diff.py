@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -145,10 +146,17 @@ def _generic(
     return [("modified", "medium", True)], False
 
 
-CLASSIFIERS = {"hcpcs_codes": classify_hcpcs}
+Classifier = Callable[
+    [dict[str, Any] | None, dict[str, Any] | None], tuple[list[tuple[str, str, bool]], bool]
+]
+CLASSIFIERS: dict[str, Classifier] = {"hcpcs_codes": classify_hcpcs}
 
 
-def _rows(db: sqlite_utils.Database, kind: FactKind, v1: int, v2: int) -> list[dict[str, Any]]:
+def register_classifier(kind: str, fn: Classifier) -> None:
+    CLASSIFIERS[kind] = fn
+
+
+def _rows(db: sqlite_utils.Database, kind: FactKind, v1: int, v2: int) -> Iterator[dict[str, Any]]:
     cur = db.execute(
         f"SELECT f.*, a.url AS artifact_url FROM [{kind.name}] f LEFT JOIN artifacts a "
         "ON a.sha256 = f.artifact_sha256 "
@@ -156,11 +164,19 @@ def _rows(db: sqlite_utils.Database, kind: FactKind, v1: int, v2: int) -> list[d
         {"v1": v1, "v2": v2},
     )
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur]
+    for r in cur:
+        yield dict(zip(names, r, strict=True))
 
 
 def _current(row: dict[str, Any], v: int) -> bool:
     return bool(row["v_from"] <= v and (row["v_to"] is None or row["v_to"] > v))
+
+
+def _pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row a change is about among a series' rows: the open-ended one, else the latest."""
+    if not rows:
+        return None
+    return max(rows, key=lambda r: (r["eff_end"] is None, r["eff_start"]))
 
 
 def diff_versions(
@@ -172,29 +188,29 @@ def diff_versions(
     for kind in KINDS.values():
         if sources and kind.source not in sources:
             continue
-        groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+        groups: dict[tuple[Any, ...], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for row in _rows(db, kind, v1, v2):
-            key = tuple(row[c] for c in kind.key)
-            slot = groups.setdefault(key, {})
+            slot = groups.setdefault(tuple(row[c] for c in kind.diff_key), ([], []))
             if _current(row, v1):
-                slot["before"] = row
+                slot[0].append(row)
             if _current(row, v2):
-                slot["after"] = row
+                slot[1].append(row)
         classify = CLASSIFIERS.get(kind.name, _generic)
-        for key, slot in groups.items():
-            before, after = slot.get("before"), slot.get("after")
-            if before is None and after is None:
-                continue  # a row that lived and died between the two versions
-            if before is not None and after is not None and before["payload_hash"] == after["payload_hash"]:
-                continue
-            cats, retro = classify(before, after)
-            cats.sort(key=lambda c: -SEVERITY_RANK[c[1]])
+        compared = kind.compared + ("eff_start", "eff_end")
+        for key, (befores, afters) in groups.items():
+            if not befores and not afters:
+                continue  # rows that lived and died between the two versions
+            before, after = _pick(befores), _pick(afters)
             fields: dict[str, dict[str, Any]] = {}
-            for col in kind.compared + ("eff_start", "eff_end"):
+            for col in compared:
                 b = before.get(col) if before else None
                 a = after.get(col) if after else None
                 if b != a:
                     fields[col] = {"before": b, "after": a}
+            if before is not None and after is not None and not fields:
+                continue
+            cats, retro = classify(before, after)
+            cats.sort(key=lambda c: -SEVERITY_RANK[c[1]])
             ref = after or before
             assert ref is not None
             changes.append(

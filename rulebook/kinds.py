@@ -6,8 +6,6 @@ columns whose change is a change of the fact, and what absence from a newer rele
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,14 +29,29 @@ class FactKind:
     # four years; their history is still true); "close" — the release withdraws it.
     absent: str
     to_row: Callable[[Any], dict[str, Any]]
+    # "stated": rows carry their own valid time; "timeline": a release is a table in force from its
+    # effective date until the next (see rulebook.facts).
+    mode: str = "stated"
+    # Columns a release covers as a whole (a MUE table is one setting): absence is judged inside them.
+    partition: tuple[str, ...] = ()
+    # Timeline kinds: the key without eff_start — the thing whose value changes over time.
+    series: tuple[str, ...] = ()
+    # The record type this kind is made from (a source may yield several).
+    record_type: type | None = None
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        return self.key + self.compared + self.stored
+    def row_columns(self) -> tuple[str, ...]:
+        """Every column a parser row fills: key, payload, valid time, locator (each once)."""
+        out: list[str] = []
+        for c in self.key + self.compared + self.stored + ("eff_start", "eff_end", "locator"):
+            if c not in out:
+                out.append(c)
+        return tuple(out)
 
-    def payload_hash(self, row: dict[str, Any]) -> str:
-        values = [row.get(c) for c in self.key + self.compared + ("eff_start", "eff_end")]
-        return hashlib.sha256(json.dumps(values, separators=(",", ":")).encode()).hexdigest()[:32]
+    @property
+    def diff_key(self) -> tuple[str, ...]:
+        """What a change is about: the series for timeline kinds, else the natural key."""
+        return self.series or self.key
 
 
 def _iso(d: Any) -> str | None:
@@ -87,6 +100,7 @@ HCPCS_CODES = FactKind(
     stored=("action_eff_date", "action_code"),
     absent="retain",
     to_row=hcpcs_row,
+    record_type=HcpcsRecord,
 )
 
 KINDS: dict[str, FactKind] = {HCPCS_CODES.name: HCPCS_CODES}
