@@ -24,7 +24,7 @@ from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors
 from parsers.errors import CompileArgumentError, CompileError, PackError
 from rulebook import versions as vers
 from rulebook.facts import as_of
-from rulebook.kinds import HCPCS_CODES
+from rulebook.kinds import HCPCS_CODES, PTP_EDITS, UNIT_LIMITS
 
 # MAC jurisdictions (A/B: J5 J6 J8 J15 JE JF JH JJ JK JL JM JN; DME: JA JB JC JD).
 JURISDICTIONS = {
@@ -91,9 +91,9 @@ def _number(q: str) -> int | float:
     return int(d) if d == d.to_integral_value() else float(d)
 
 
-def _provenance(row: dict[str, Any]) -> dict[str, Any]:
+def _provenance(row: dict[str, Any], source: str = HCPCS_CODES.source) -> dict[str, Any]:
     return {
-        "source": HCPCS_CODES.source,
+        "source": source,
         "sha256": row["artifact_sha256"],
         "locator": row["locator"],
         "release": row["release"],
@@ -125,10 +125,118 @@ def code_rules(db: sqlite_utils.Database, version: int, window: tuple[str, str])
     return out
 
 
-def _sources(db: sqlite_utils.Database, sections: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    shas = sorted({rule["provenance"]["sha256"] for rules in sections.values() for rule in rules})
+def unit_limit_rules(
+    db: sqlite_utils.Database, version: int, window: tuple[str, str]
+) -> list[dict[str, Any]]:
     out = []
-    for sha in shas:
+    for r in as_of(db, UNIT_LIMITS, version, window=window):
+        out.append(
+            {
+                "id": f"cms_ncci_mue:{r['setting']}:{r['code']}:{r['eff_start']}",
+                "code": r["code"],
+                "setting": r["setting"],
+                "max_units": r["max_units"] if r["published"] else None,
+                "published": bool(r["published"]),
+                "mai": r["mai"],
+                "mai_label": r["mai_label"],
+                "rationale": r["rationale"],
+                "eff_start": r["eff_start"],
+                "eff_end": r["eff_end"],
+                "provenance": _provenance(r, UNIT_LIMITS.source),
+            }
+        )
+    out.sort(key=lambda r: (r["code"], r["setting"], r["eff_start"]))
+    return out
+
+
+PTP_COLUMNS = [
+    "column1",
+    "column2",
+    "eff_start",
+    "eff_end",
+    "modifier_indicator",
+    "prior_1996",
+    "rationale",
+    "source",
+    "locator",
+]
+
+
+def _ptp_shas(db: sqlite_utils.Database, version: int, window: tuple[str, str]) -> set[str]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT artifact_sha256 FROM ptp_edits "
+            "WHERE v_from <= :v AND (v_to IS NULL OR v_to > :v) AND eff_start < :to AND (eff_end IS NULL OR eff_end > :from)",
+            {"v": version, "from": window[0], "to": window[1]},
+        )
+    }
+
+
+def write_ptp_companions(
+    db: sqlite_utils.Database,
+    version: int,
+    window: tuple[str, str],
+    out_dir: Path,
+    base: str,
+    source_index: dict[str, int],
+) -> dict[str, Any] | None:
+    """PTP edits as one tab-separated companion file per setting, streamed from the rulebook.
+
+    2.6 million edits a setting as JSON objects would be ~500 MB a scrubber has to parse; a TSV
+    sorted by (column1, column2, eff_start) loads with any CSV reader or straight into SQLite
+    (``.import``), and binary search works on it as it is. Rationale texts are an index into
+    ``rationales``; ``source`` is an index into the pack's ``sources``.
+    """
+    rationales: dict[str, int] = {}
+    files = []
+    settings = [r[0] for r in db.execute("SELECT DISTINCT setting FROM ptp_edits ORDER BY setting")]
+    for setting in settings:
+        fname = f"{base}.ptp-{setting}.tsv"
+        tmp = out_dir / f".{fname}.tmp"
+        digest = hashlib.sha256()
+        n = 0
+        with tmp.open("wb") as fh:
+            header = ("\t".join(PTP_COLUMNS) + "\n").encode()
+            fh.write(header)
+            digest.update(header)
+            buf: list[str] = []
+            for r in as_of(
+                db, PTP_EDITS, version, window=window, where="setting = :s", params={"s": setting}
+            ):
+                rid = rationales.setdefault(r["rationale"] or "", len(rationales))
+                buf.append(
+                    f"{r['column1']}\t{r['column2']}\t{r['eff_start']}\t{r['eff_end'] or ''}\t"
+                    f"{r['modifier_indicator']}\t{r['prior_1996']}\t{rid}\t{source_index[r['artifact_sha256']]}\t"
+                    f"{r['locator']}\n"
+                )
+                n += 1
+                if len(buf) >= 20_000:
+                    chunk = "".join(buf).encode()
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    buf = []
+            chunk = "".join(buf).encode()
+            fh.write(chunk)
+            digest.update(chunk)
+        if n == 0:
+            tmp.unlink()
+            continue
+        os.replace(tmp, out_dir / fname)
+        files.append({"file": fname, "sha256": digest.hexdigest(), "setting": setting, "rows": n})
+    if not files:
+        return None
+    return {
+        "format": "tsv",
+        "columns": PTP_COLUMNS,
+        "rationales": sorted(rationales, key=rationales.__getitem__),
+        "files": files,
+    }
+
+
+def _sources(db: sqlite_utils.Database, shas: set[str]) -> list[dict[str, Any]]:
+    out = []
+    for sha in sorted(shas):
         art = db.table("artifacts").get(sha)
         out.append({"source": art["source"], "url": art["url"], "sha256": sha, "release": art["release"]})
     return sorted(out, key=lambda s: (s["source"], s["release"] or "", s["url"], s["sha256"]))
@@ -181,14 +289,28 @@ def compile_packs(
         raise CompileError(f"version {version} is {v.status}, not committed: its facts cannot be compiled")
     if v.review_state == "rejected":
         raise CompileError(f"version {version} was rejected in review: its facts never reach a pack")
-    sections = {"codes": code_rules(db, version, window)}
+    base = f"{scope.replace(':', '-')}_{window[0]}_{window[1]}"
+    sections: dict[str, Any] = {"codes": code_rules(db, version, window)}
+    if scope.startswith("medicare"):
+        # NCCI edits are national Medicare rules: every Medicare scope carries them.
+        sections["unit_limits"] = unit_limit_rules(db, version, window)
+    shas = {rule["provenance"]["sha256"] for rules in sections.values() for rule in rules}
+    ptp_shas = _ptp_shas(db, version, window) if scope.startswith("medicare") else set()
+    sources = _sources(db, shas | ptp_shas)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if ptp_shas:
+        index = {s["sha256"]: i for i, s in enumerate(sources)}
+        ptp = write_ptp_companions(db, version, window, out_dir, base, index)
+        if ptp is not None:
+            sections["ptp"] = ptp
+    sections = {k: v for k, v in sections.items() if v}
     pack: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "pack_id": "",
         "scope": scope,
         "window": {"from": window[0], "to": window[1]},
         "rulebook_version": version,
-        "sources": _sources(db, sections),
+        "sources": sources,
         "sections": sections,
     }
     pack["pack_id"] = pack_id_of(pack)
@@ -196,7 +318,7 @@ def compile_packs(
     if problems:
         raise CompileError(f"compiled pack fails its schema: {problems[0]} ({len(problems)} errors)")
     body = canonical(pack)
-    fname = f"{scope.replace(':', '-')}_{window[0]}_{window[1]}.json"
+    fname = f"{base}.json"
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "rulebook_version": version,
@@ -207,14 +329,20 @@ def compile_packs(
                 "pack_id": pack["pack_id"],
                 "scope": scope,
                 "window": pack["window"],
-                "sections": {k: len(v) for k, v in sections.items()},
+                "sections": {
+                    k: (sum(f["rows"] for f in v["files"]) if k == "ptp" else len(v))
+                    for k, v in sections.items()
+                },
+                "companions": [
+                    {"file": f["file"], "sha256": f["sha256"]}
+                    for f in sections.get("ptp", {}).get("files", [])
+                ],
             }
         ],
     }
     problems = errors("manifest", manifest)
     if problems:
         raise CompileError(f"manifest fails its schema: {problems[0]}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(out_dir / fname, body)
     _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
     return CompileResult(version, out_dir, manifest)
@@ -255,5 +383,18 @@ def read_packs(pack_dir: Path) -> list[dict[str, Any]]:
             raise PackError(f"{path}: {problems[0]}")
         if pack_id_of(pack) != pack["pack_id"]:
             raise PackError(f"{path}: pack_id does not match its content")
+        for comp in entry.get("companions", []):
+            cpath = pack_dir / comp["file"]
+            digest = hashlib.sha256()
+            try:
+                with cpath.open("rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):  # noqa: B023
+                        digest.update(chunk)
+            except FileNotFoundError:
+                raise PackError(f"{cpath}: companion named in manifest.json but missing") from None
+            if digest.hexdigest() != comp["sha256"]:
+                raise PackError(
+                    f"{cpath}: sha256 does not match manifest.json (the file was changed or truncated)"
+                )
         packs.append(pack)
     return packs

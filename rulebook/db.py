@@ -22,7 +22,6 @@ FACT_COLUMNS: dict[str, type] = {
     "v_to": int,
     "artifact_sha256": str,  # provenance
     "locator": str,
-    "payload_hash": str,
 }
 
 
@@ -125,6 +124,62 @@ def m002_hcpcs_codes(db: sqlite_utils.Database) -> None:
     table.create_index(["code", "v_to"])  # type: ignore[union-attr]
     table.create_index(["v_from"])  # type: ignore[union-attr]
     table.create_index(["v_to"])  # type: ignore[union-attr]
+
+
+def _fact_table(db: sqlite_utils.Database, name: str, columns: dict[str, type], not_null: set[str]) -> None:
+    cols = dict(columns)
+    cols.update({k: v for k, v in FACT_COLUMNS.items() if k not in cols and k != "id"})
+    db.table(name).create(
+        {"id": int, **cols}, pk="id", not_null=not_null | {"eff_start", "v_from", "artifact_sha256"}
+    )
+    db.execute(f"CREATE INDEX [idx_{name}_v_from] ON [{name}] (v_from)")
+    db.execute(f"CREATE INDEX [idx_{name}_v_to] ON [{name}] (v_to)")
+
+
+@MIGRATIONS()
+def m003_unit_limits(db: sqlite_utils.Database) -> None:
+    """NCCI MUE: one row per (setting, code, table effective date); a timeline kind."""
+    _fact_table(
+        db,
+        "unit_limits",
+        {
+            "setting": str,
+            "code": str,
+            "max_units": int,
+            "published": int,
+            "mai": int,
+            "mai_label": str,
+            "rationale": str,
+        },
+        {"setting", "code"},
+    )
+    # Loads look up the current row of a series; the partial index holds only current rows.
+    db.execute(
+        "CREATE INDEX idx_unit_limits_current ON unit_limits (setting, code, eff_start) WHERE v_to IS NULL"
+    )
+
+
+@MIGRATIONS()
+def m004_ptp_edits(db: sqlite_utils.Database) -> None:
+    """NCCI PTP: about 2.6 million current rows per setting."""
+    _fact_table(
+        db,
+        "ptp_edits",
+        {
+            "setting": str,
+            "column1": str,
+            "column2": str,
+            "deletion_date": str,
+            "modifier_indicator": int,
+            "prior_1996": int,
+            "rationale": str,
+        },
+        {"setting", "column1", "column2"},
+    )
+    db.execute(
+        "CREATE INDEX idx_ptp_edits_current ON ptp_edits (column1, column2, setting, eff_start) "
+        "WHERE v_to IS NULL"
+    )
 
 
 def open_rulebook(path: Path | str) -> sqlite_utils.Database:

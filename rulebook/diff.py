@@ -149,7 +149,75 @@ def _generic(
 Classifier = Callable[
     [dict[str, Any] | None, dict[str, Any] | None], tuple[list[tuple[str, str, bool]], bool]
 ]
-CLASSIFIERS: dict[str, Classifier] = {"hcpcs_codes": classify_hcpcs}
+def classify_mue(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
+    """MUE changes, judged on the value in force from the newer table on. A lowered limit or a
+    change to or from MAI 2 (an absolute per-day limit no contractor may override) is high."""
+    release_start = _release_start((after or before or {}).get("release"))
+    if before is None or before["eff_end"] is not None:
+        assert after is not None
+        return [("limit_added", "medium", True)], bool(release_start and after["eff_start"] < release_start)
+    if after is None or after["eff_end"] is not None:
+        return [("limit_withdrawn", "medium", True)], False
+    cats: list[tuple[str, str, bool]] = []
+    b, a = before["max_units"], after["max_units"]
+    if before["published"] and not after["published"]:
+        cats.append(("limit_unpublished", "medium", True))
+    elif after["published"] and not before["published"]:
+        cats.append(("limit_published", "high", True))
+    elif b != a and a is not None and b is not None:
+        cats.append(("limit_lowered", "high", True) if a < b else ("limit_raised", "low", True))
+    if before["mai"] != after["mai"]:
+        to_or_from_2 = 2 in (before["mai"], after["mai"])
+        cats.append(("mai_change", "high" if to_or_from_2 else "medium", True))
+    if before["rationale"] != after["rationale"]:
+        cats.append(("rationale_change", "low", False))
+    if not cats:
+        cats.append(("modified", "low", False))
+    return cats, bool(release_start and after["eff_start"] < release_start)
+
+
+def classify_ptp(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
+    """PTP changes. A new edit or a modifier indicator tightened to 0 denies a line that was paid
+    (high); a deletion frees the pair (medium)."""
+    ref = after or before
+    assert ref is not None
+    release_start = _release_start(ref.get("release"))
+    if before is None:
+        assert after is not None
+        if after["eff_end"] is not None:
+            return [("ptp_added_deleted", "low", True)], False
+        return [("ptp_added", "high", True)], bool(release_start and after["eff_start"] < release_start)
+    if after is None:
+        return [("ptp_removed", "medium", True)], False
+    cats: list[tuple[str, str, bool]] = []
+    retro = False
+    if before["eff_end"] != after["eff_end"]:
+        if after["eff_end"] is not None and before["eff_end"] is None:
+            cats.append(("ptp_deleted", "medium", True))
+        elif after["eff_end"] is None:
+            cats.append(("ptp_reinstated", "high", True))
+        else:
+            cats.append(("ptp_deletion_date_change", "medium", True))
+        retro = bool(after["eff_end"] and release_start and after["eff_end"] < release_start)
+    if before["modifier_indicator"] != after["modifier_indicator"]:
+        tightened = after["modifier_indicator"] == 0
+        cats.append(("ptp_modifier_indicator_change", "high" if tightened else "medium", True))
+    if before["rationale"] != after["rationale"] or before["prior_1996"] != after["prior_1996"]:
+        cats.append(("ptp_rationale_change", "low", False))
+    if not cats:
+        cats.append(("modified", "low", False))
+    return cats, retro
+
+
+CLASSIFIERS: dict[str, Classifier] = {
+    "hcpcs_codes": classify_hcpcs,
+    "unit_limits": classify_mue,
+    "ptp_edits": classify_ptp,
+}
 
 
 def register_classifier(kind: str, fn: Classifier) -> None:

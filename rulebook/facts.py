@@ -147,7 +147,7 @@ def _load_stated(
             f"(SELECT 1 FROM temp.[{stage}] s WHERE {key_eq})"
         )
         counts.removed = _close_or_drop(db, kind, gone, params)
-    else:
+    elif kind.count_absent:
         # Kept in force, but counted: a fact a newer release no longer states without ever ending
         # it (a gap in the recorded releases, or a publisher error) deserves a look.
         kept = db.execute(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from parsers.records import HcpcsRecord
+from parsers.records import HcpcsRecord, PtpRecord, UnitLimitRecord
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class FactKind:
     partition: tuple[str, ...] = ()
     # Timeline kinds: the key without eff_start — the thing whose value changes over time.
     series: tuple[str, ...] = ()
+    # Whether rows missing from a newer release are counted in the run report (retain mode).
+    count_absent: bool = True
     # The record type this kind is made from (a source may yield several).
     record_type: type | None = None
 
@@ -103,7 +105,69 @@ HCPCS_CODES = FactKind(
     record_type=HcpcsRecord,
 )
 
-KINDS: dict[str, FactKind] = {HCPCS_CODES.name: HCPCS_CODES}
+def unit_limit_row(rec: UnitLimitRecord) -> dict[str, Any]:
+    return {
+        "setting": rec.setting,
+        "code": rec.code,
+        "max_units": rec.max_units,
+        "published": int(rec.published),
+        "mai": rec.mai,
+        "mai_label": rec.mai_label,
+        "rationale": rec.rationale,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+UNIT_LIMITS = FactKind(
+    name="unit_limits",
+    source="cms_ncci_mue",
+    key=("setting", "code", "eff_start"),
+    compared=("max_units", "published", "mai", "rationale"),
+    stored=("mai_label",),
+    # A quarterly MUE table is the whole list for its setting: a code it no longer lists has no
+    # MUE from the table's date on.
+    absent="close",
+    to_row=unit_limit_row,
+    mode="timeline",
+    partition=("setting",),
+    series=("setting", "code"),
+    record_type=UnitLimitRecord,
+)
+
+
+def ptp_row(rec: PtpRecord) -> dict[str, Any]:
+    return {
+        "setting": rec.setting,
+        "column1": rec.column1,
+        "column2": rec.column2,
+        "deletion_date": _iso(rec.deletion_date),
+        "modifier_indicator": rec.modifier_indicator,
+        "prior_1996": int(rec.prior_1996),
+        "rationale": rec.rationale,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+PTP_EDITS = FactKind(
+    name="ptp_edits",
+    source="cms_ncci_ptp",
+    key=("column1", "column2", "setting", "eff_start"),
+    compared=("deletion_date", "modifier_indicator", "prior_1996", "rationale"),
+    stored=(),
+    # CMS keeps deleted edits in the file with their deletion date; a row that vanishes is kept in
+    # force as last stated. Each setting ships in four parts (f1..f4), so absence from one part
+    # says nothing and is not even counted.
+    absent="retain",
+    count_absent=False,
+    to_row=ptp_row,
+    record_type=PtpRecord,
+)
+
+KINDS: dict[str, FactKind] = {k.name: k for k in (HCPCS_CODES, UNIT_LIMITS, PTP_EDITS)}
 KINDS_BY_SOURCE: dict[str, list[FactKind]] = {}
 for _k in KINDS.values():
     KINDS_BY_SOURCE.setdefault(_k.source, []).append(_k)

@@ -41,10 +41,16 @@ def compile_q3(db: sqlite_utils.Database, out: Path, scope: str = "medicare") ->
     return compile_packs(db, start=Q3_2020[0], end=Q3_2020[1], scope=scope, out_dir=out).manifest
 
 
-def one_line_refusal(db: sqlite_utils.Database, out: Path, **kwargs: str) -> str:
-    args = {"start": Q3_2020[0], "end": Q3_2020[1], "scope": "medicare"} | kwargs
+def one_line_refusal(
+    db: sqlite_utils.Database,
+    out: Path,
+    *,
+    start: str = Q3_2020[0],
+    end: str = Q3_2020[1],
+    scope: str = "medicare",
+) -> str:
     with pytest.raises(CompileError) as caught:
-        compile_packs(db, out_dir=out, **args)
+        compile_packs(db, start=start, end=end, scope=scope, out_dir=out)
     assert not out.exists(), "a refused compile must write nothing"
     message = str(caught.value)
     assert "\n" not in message
