@@ -40,6 +40,8 @@ RETRY_BACKOFF_MAX = 60.0
 # Every request and every redirect target must be on its source's list (exact host names).
 ALLOWED_DOMAINS: dict[str, list[str]] = {
     "cms_hcpcs": ["www.cms.gov", "cms.gov", "downloads.cms.gov"],
+    "cms_ncci_mue": ["www.cms.gov", "cms.gov"],
+    "cms_ncci_ptp": ["www.cms.gov", "cms.gov"],
 }
 
 # Base URL of the loopback mirror (``http://127.0.0.1:PORT``), or None for the real sites.

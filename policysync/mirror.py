@@ -19,6 +19,12 @@ For ``cms_hcpcs`` it serves:
   zips are STORED (no compression, so no zlib version enters the bytes) with fixed timestamps and
   attributes: the same data gives byte-identical zips, so their sha256 is stable.
 
+For ``cms_ncci_mue`` and ``cms_ncci_ptp`` (DOMAIN.md §3.5) it serves constructed MUE and PTP landing
+pages, the recorded MUE practitioner excerpt and PTP ``ccipra`` f1 excerpt zipped on the fly under
+their real names, and CMS's AMA licence gate in front of the PTP files (see the NCCI section below).
+``extra_dirs`` adds generated full-size MUE and PTP zips, mapped onto the right page by their real
+file names, so a benchmark can crawl files of the real size through the mirror.
+
 Every document carries a strong ETag (its sha256) and a Last-Modified, and conditional requests
 (If-None-Match, else If-Modified-Since) are answered with 304. ``overrides`` inject faults by path.
 """
@@ -29,6 +35,7 @@ import email.utils
 import hashlib
 import html
 import io
+import re
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -39,23 +46,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from string import Template
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 __all__ = [
     "CMS_HOST",
     "DEFAULT_PORT",
     "HCPCS_LANDING_PATH",
     "HCPCS_RELEASES",
+    "LICENSE_PATH",
+    "MUE_LANDING_PATH",
+    "NCCI_FILES",
+    "PTP_LANDING_PATH",
     "ROUTE_BUILDERS",
     "Document",
     "HcpcsRelease",
     "Link",
     "MirrorServer",
     "MirrorSite",
+    "NcciFile",
     "SeenRequest",
     "build_zip",
+    "cms_ncci_mue_routes",
+    "cms_ncci_ptp_routes",
+    "generated_ncci_file",
     "hcpcs_release_zip",
+    "license_href",
     "mirror_path",
+    "ncci_extra_routes",
     "serve_forever",
 ]
 
@@ -68,6 +85,10 @@ _ANNUAL_DIR = "/Medicare/Coding/HCPCSReleaseCodeSets/Downloads"
 _PAGES_DIR = Path(__file__).resolve().parent / "mirror_pages"
 
 Route = Callable[[], "Document"]
+#: A response given as is: (status, headers, body).
+Answer = tuple[int, dict[str, str], bytes]
+#: Answers a request by (path, query) before the route table is consulted, or passes (None).
+Handler = Callable[[str, str], "Answer | None"]
 
 
 def mirror_path(real_url: str) -> str:
@@ -89,6 +110,7 @@ class Document:
     content_type: str
     last_modified: datetime
     _body: bytes | None = field(default=None, repr=False)
+    _etag: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -103,7 +125,10 @@ class Document:
 
     @property
     def etag(self) -> str:
-        return f'"{hashlib.sha256(self.body()).hexdigest()}"'
+        # Hashed once: the generated PTP files are tens of MB and every request needs the ETag.
+        if self._etag is None:
+            self._etag = f'"{hashlib.sha256(self.body()).hexdigest()}"'
+        return self._etag
 
 
 @dataclass(frozen=True)
@@ -126,10 +151,27 @@ class SeenRequest:
 
 @dataclass
 class MirrorSite:
-    """What the route builders fill in: routes by path, and the links of each landing page."""
+    """What the route builders fill in: routes by path, and the links of each landing page.
+
+    ``gated`` maps the mirror path of a licence-gated file to the site-relative href of its licence
+    page; ``handlers`` (by name) answer requests the route table cannot, such as the licence page
+    whose content depends on the query.
+    """
 
     routes: dict[str, Route] = field(default_factory=dict)
     links: dict[str, list[Link]] = field(default_factory=dict)
+    gated: dict[str, str] = field(default_factory=dict)
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+
+def _add_cms_robots(site: MirrorSite) -> None:
+    robots = Document.of(
+        b"# Constructed for the policysync loopback mirror; not a copy of the CMS robots.txt.\n"
+        b"User-agent: *\nAllow: /\n",
+        "text/plain; charset=utf-8",
+        datetime(2016, 1, 1, tzinfo=UTC),
+    )
+    site.routes.setdefault(f"/{CMS_HOST}/robots.txt", _static(robots))
 
 
 # --- cms_hcpcs -----------------------------------------------------------------------------------
@@ -281,13 +323,7 @@ def cms_hcpcs_routes(site: MirrorSite, data_dir: Path, releases: Iterable[str] |
                 f"no recorded HCPCS release {sorted(unknown)} (known: "
                 f"{', '.join(r.release for r in HCPCS_RELEASES)})"
             )
-    robots = Document.of(
-        b"# Constructed for the policysync loopback mirror; not a copy of the CMS robots.txt.\n"
-        b"User-agent: *\nAllow: /\n",
-        "text/plain; charset=utf-8",
-        datetime(2016, 1, 1, tzinfo=UTC),
-    )
-    site.routes[f"/{CMS_HOST}/robots.txt"] = _static(robots)
+    _add_cms_robots(site)
     links = site.links.setdefault(HCPCS_LANDING_PATH, [])
     site.routes[HCPCS_LANDING_PATH] = lambda: _render_landing(site, HCPCS_LANDING_PATH)
 
@@ -314,20 +350,286 @@ def cms_hcpcs_routes(site: MirrorSite, data_dir: Path, releases: Iterable[str] |
                 links.append(Link(path, _extra_text(extra.name)))
 
 
-def _render_landing(site: MirrorSite, page: str) -> Document:
-    template = Template((_PAGES_DIR / "cms_hcpcs_quarterly_update.html").read_text(encoding="utf-8"))
+def _render_landing(
+    site: MirrorSite,
+    page: str,
+    template_name: str = "cms_hcpcs_quarterly_update.html",
+    order: Callable[[list[Link]], list[Link]] | None = None,
+) -> Document:
+    template = Template((_PAGES_DIR / template_name).read_text(encoding="utf-8"))
     # Newest first, as CMS lists its files: links are kept in publication order, so reverse them.
-    items = [
-        f'<li><a href="{html.escape(link.href)}">{html.escape(link.text)}</a></li>'
-        for link in reversed(list(site.links.get(page, [])))
-    ]
+    links = list(site.links.get(page, []))
+    ordered = order(links) if order is not None else list(reversed(links))
+    items = [f'<li><a href="{html.escape(link.href)}">{html.escape(link.text)}</a></li>' for link in ordered]
     body = template.substitute(links="\n".join(items)).encode("utf-8")
     return Document.of(body, "text/html; charset=utf-8", datetime(2026, 1, 1, tzinfo=UTC))
+
+
+# --- cms_ncci_mue and cms_ncci_ptp ---------------------------------------------------------------
+#
+# The MUE page links its quarterly table zips directly. The PTP page links each edit file part
+# through CMS's AMA licence page, exactly as shared/data/pages/cms/ncci_ptp_page.links.excerpt.html
+# records: ``<a href="/license/ama?file=/files/zip/<name>.zip">Practitioner PTP Edits v322r0 ...``.
+# The licence page (``/license/ama?file=...``, constructed) shows an Accept button: a GET form that
+# asks for the file with ``?agree=yes``, which is how public scrapers of the page describe the real
+# one. The mirror also answers a request for a gated file WITHOUT ``agree=yes`` with a redirect to
+# its licence page, so a crawl can only get the file by accepting. Whether cms.gov itself enforces
+# that is not known (one public scraper fetches the unwrapped URL directly); the mirror is strict
+# on purpose.
+
+NCCI_DIR = f"/{CMS_HOST}/medicare/coding-billing/national-correct-coding-initiative-ncci-edits"
+MUE_LANDING_PATH = f"{NCCI_DIR}/medicare-ncci-medically-unlikely-edits-mues"
+PTP_LANDING_PATH = f"{NCCI_DIR}/medicare-ncci-procedure-procedure-ptp-edits"
+LICENSE_PATH = f"/{CMS_HOST}/license/ama"
+
+_MUE_SETTING_WORDS = {
+    "practitioner-services": ("practitioner", "Practitioner Services"),
+    "facility-outpatient-hospital-services": ("outpatient_hospital", "Facility Outpatient Hospital Services"),
+    "dme-supplier-services": ("dme", "DME Supplier Services"),
+}
+_PTP_SETTINGS = {"ccipra": ("practitioner", "Practitioner"), "ccioph": ("outpatient_hospital", "Hospital")}
+_SETTING_ORDER = ("practitioner", "outpatient_hospital", "dme")
+_MONTH_NAMES = {1: "January", 4: "April", 7: "July", 10: "October"}
+
+# The real file names (DOMAIN.md §3.5; public scrapers of the two pages):
+# medicare-ncci-2026-q3-practitioner-services-mue-table.zip,
+# medicare-ncci-2026-q2-facility-outpatient-hospital-services-mue-table.zip,
+# medicare-ncci-2026-q2-dme-supplier-services-mue-table.zip;
+# medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip,
+# medicare-ncci-2026q2-hospital-ptp-edits-ccioph-v321r0-f1.zip.
+_MUE_NAME = re.compile(
+    r"medicare-ncci-(\d{4})-q([1-4])-(practitioner-services|facility-outpatient-hospital-services"
+    r"|dme-supplier-services)-mue-table\.zip"
+)
+_PTP_NAME = re.compile(
+    r"medicare-ncci-(\d{4})-?q([1-4])-(practitioner|hospital)-ptp-edits-(ccipra|ccioph)-(v\d{3}r\d+)"
+    r"-f(\d+)\.zip"
+)
+
+
+@dataclass(frozen=True)
+class NcciFile:
+    """One MUE table zip or PTP edit file part as the mirror publishes it.
+
+    Built from ``members`` (name inside the zip, path relative to the data folder) like the
+    HCPCS quarterly zips, or served byte for byte from ``file`` (a generated zip).
+    ``published`` is constructed (two months before the release, as for HCPCS).
+    """
+
+    source: str  # "cms_ncci_mue" | "cms_ncci_ptp"
+    release: str  # "2026-07"
+    setting: str  # "practitioner" | "outpatient_hospital" | "dme"
+    path: str  # real path on www.cms.gov: /files/zip/<name>.zip
+    text: str  # link text on the landing page
+    published: datetime
+    members: tuple[tuple[str, str], ...] = ()
+    file: Path | None = None
+    part: int | None = None  # PTP: 1 for -f1
+
+    @property
+    def gated(self) -> bool:
+        return self.source == "cms_ncci_ptp"
+
+    def load(self, data_dir: Path) -> bytes:
+        if self.file is not None:
+            return self.file.read_bytes()
+        members = ((name, (data_dir / src).read_bytes()) for name, src in self.members)
+        return build_zip(members, self.published)
+
+
+def license_href(path: str) -> str:
+    """``/files/zip/x.zip`` -> ``/license/ama?file=/files/zip/x.zip`` (the link the PTP page has)."""
+    return f"/license/ama?file={quote(path, safe='/')}"
+
+
+def _ncci_file_from_name(name: str, file: Path | None = None) -> NcciFile | None:
+    """The :class:`NcciFile` a real-shaped MUE or PTP zip name stands for, or None."""
+    m = _MUE_NAME.fullmatch(name)
+    if m:
+        year, quarter, words = int(m.group(1)), int(m.group(2)), m.group(3)
+        release = f"{year:04d}-{1 + 3 * (quarter - 1):02d}"
+        setting, label = _MUE_SETTING_WORDS[words]
+        when = f"{_MONTH_NAMES[1 + 3 * (quarter - 1)]} 1, {year}"
+        text = f"{label} MUE Table - Effective {when} (ZIP)"
+        return NcciFile(
+            "cms_ncci_mue", release, setting, f"/files/zip/{name}", text, _published(release), file=file
+        )
+    m = _PTP_NAME.fullmatch(name)
+    if m:
+        year, quarter = int(m.group(1)), int(m.group(2))
+        code, version, part = m.group(4), m.group(5), m.group(6)
+        release = f"{year:04d}-{1 + 3 * (quarter - 1):02d}"
+        setting, label = _PTP_SETTINGS[code]
+        text = f"{label} PTP Edits {version} (file {part})"
+        return NcciFile(
+            "cms_ncci_ptp",
+            release,
+            setting,
+            f"/files/zip/{name}",
+            text,
+            _published(release),
+            file=file,
+            part=int(part),
+        )
+    return None
+
+
+def generated_ncci_file(file: Path) -> NcciFile:
+    """The :class:`NcciFile` for a generated zip named like the real one (ValueError otherwise)."""
+    found = _ncci_file_from_name(file.name, file)
+    if found is None:
+        raise ValueError(
+            f"{file}: not a CMS NCCI file name the mirror knows (expected e.g. "
+            "medicare-ncci-2026-q3-practitioner-services-mue-table.zip or "
+            "medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip)"
+        )
+    return found
+
+
+_MUE_Q3_2026 = "medicare-ncci-2026-q3-practitioner-services-mue-table.zip"
+_PTP_Q3_2026_F1 = "medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip"
+
+#: The recorded NCCI files (PROVENANCE.md §2, both G-slice excerpts), zipped on the fly under their
+#: real zip names. The members keep their recorded names (real shape plus ".excerpt", as for the
+#: 2026 HCPCS excerpt) so nobody mistakes them for whole tables. The PTP link text is the real
+#: page's, from the recorded link excerpt, although the zip holds only the excerpt's 154 edits.
+NCCI_FILES: tuple[NcciFile, ...] = (
+    NcciFile(
+        "cms_ncci_mue",
+        "2026-07",
+        "practitioner",
+        f"/files/zip/{_MUE_Q3_2026}",
+        "Practitioner Services MUE Table - Effective July 1, 2026 (ZIP)",
+        _published("2026-07"),
+        members=(
+            (
+                "MCR_MUE_PractitionerServices_Eff_07-01-2026.excerpt.csv",
+                "mue/MCR_MUE_PractitionerServices_Eff_07-01-2026.excerpt.csv",
+            ),
+        ),
+    ),
+    NcciFile(
+        "cms_ncci_ptp",
+        "2026-07",
+        "practitioner",
+        f"/files/zip/{_PTP_Q3_2026_F1}",
+        "Practitioner PTP Edits v322r0 (675,037 Records) 0001A/0591T -- 25441/G0471",
+        _published("2026-07"),
+        members=(("ccipra-v322r0-f1.excerpt.txt", "ncci_ptp/ccipra-v322r0-f1.excerpt.txt"),),
+        part=1,
+    ),
+)
+
+
+def _ncci_order(links: list[Link]) -> list[Link]:
+    """As CMS lists them: newest quarter first, then setting, then part; unknown names last."""
+
+    def key(link: Link) -> tuple[int, str, int, int]:
+        path = urlsplit(link.href).path
+        if path.rstrip("/").endswith("/license/ama"):
+            path = parse_qs(urlsplit(link.href).query).get("file", [""])[0]
+        found = _ncci_file_from_name(PurePosixPath(path).name)
+        if found is None:
+            return (1, "", 0, 0)
+        year, month = (int(x) for x in found.release.split("-"))
+        newest_first = f"{9999 - year:04d}-{12 - month:02d}"
+        return (0, newest_first, _SETTING_ORDER.index(found.setting), found.part or 0)
+
+    return sorted(links, key=key)
+
+
+def _ensure_ncci_page(site: MirrorSite, page: str, template_name: str) -> None:
+    _add_cms_robots(site)
+    site.links.setdefault(page, [])
+    if page not in site.routes:
+        site.routes[page] = lambda: _render_landing(site, page, template_name, order=_ncci_order)
+    if page == PTP_LANDING_PATH:
+        site.handlers.setdefault("license_ama", partial(_license_gate, site))
+
+
+def _add_ncci_file(site: MirrorSite, data_dir: Path, f: NcciFile) -> None:
+    page = MUE_LANDING_PATH if f.source == "cms_ncci_mue" else PTP_LANDING_PATH
+    _ensure_ncci_page(
+        site, page, "cms_ncci_mue_page.html" if f.source == "cms_ncci_mue" else "cms_ncci_ptp_page.html"
+    )
+    mirror = f"/{CMS_HOST}{f.path}"
+    site.routes[mirror] = _static(Document(partial(f.load, data_dir), "application/zip", f.published))
+    href = license_href(f.path) if f.gated else f.path
+    if f.gated:
+        site.gated[mirror] = href
+    links = site.links[page]
+    links[:] = [link for link in links if link.href != href]  # a generated file replaces a recorded one
+    links.append(Link(href, f.text))
+
+
+def cms_ncci_mue_routes(site: MirrorSite, data_dir: Path, releases: Iterable[str] | None = None) -> None:
+    """Add robots.txt, the MUE landing page and the recorded MUE table to ``site``.
+
+    ``releases`` picks HCPCS releases and is ignored here: the NCCI files are always served.
+    """
+    _ensure_ncci_page(site, MUE_LANDING_PATH, "cms_ncci_mue_page.html")
+    for f in NCCI_FILES:
+        if f.source == "cms_ncci_mue":
+            _add_ncci_file(site, Path(data_dir), f)
+
+
+def cms_ncci_ptp_routes(site: MirrorSite, data_dir: Path, releases: Iterable[str] | None = None) -> None:
+    """Add robots.txt, the PTP landing page, the licence gate and the recorded PTP file to ``site``.
+
+    ``releases`` picks HCPCS releases and is ignored here: the NCCI files are always served.
+    """
+    _ensure_ncci_page(site, PTP_LANDING_PATH, "cms_ncci_ptp_page.html")
+    for f in NCCI_FILES:
+        if f.source == "cms_ncci_ptp":
+            _add_ncci_file(site, Path(data_dir), f)
+
+
+def ncci_extra_routes(site: MirrorSite, dirs: Iterable[Path]) -> list[NcciFile]:
+    """Serve every ``*.zip`` in ``dirs`` (generated MUE tables and PTP parts with real names) at its
+    real path, linked from its landing page (PTP files through the licence gate). A file named like
+    a recorded one replaces it. Other files are ignored; a zip with an unknown name is a ValueError.
+    """
+    added: list[NcciFile] = []
+    for folder in dirs:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: not a directory (the folder of generated NCCI zips)")
+        for file in sorted(folder.iterdir()):
+            if file.is_file() and file.suffix.lower() == ".zip":
+                f = generated_ncci_file(file)
+                _add_ncci_file(site, folder, f)
+                added.append(f)
+    return added
+
+
+def _gate_page(file_path: str) -> bytes:
+    template = Template((_PAGES_DIR / "cms_license_ama.html").read_text(encoding="utf-8"))
+    back = PTP_LANDING_PATH.partition(CMS_HOST)[2]
+    return template.substitute(
+        file=html.escape(file_path), name=html.escape(PurePosixPath(file_path).name), back=html.escape(back)
+    ).encode("utf-8")
+
+
+def _license_gate(site: MirrorSite, path: str, query: str) -> Answer | None:
+    """The licence page for ``?file=``, and the redirect to it for a gated file asked for without
+    ``agree=yes``; None for everything else."""
+    params = parse_qs(query)
+    if path.rstrip("/") == LICENSE_PATH:
+        target = "/" + re.sub(r"/{2,}", "/", params.get("file", [""])[0]).lstrip("/")
+        if f"/{CMS_HOST}{target}" not in site.gated:
+            return 404, {"Content-Type": "text/plain; charset=utf-8"}, b"no such licensed file\n"
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, _gate_page(target)
+    href = site.gated.get(path)
+    if href is not None and "yes" not in params.get("agree", []):
+        return 302, {"Location": f"/{CMS_HOST}{href}", "Content-Type": "text/plain; charset=utf-8"}, b""
+    return None
 
 
 #: One builder per source; each adds its routes (and landing-page links) to the site.
 ROUTE_BUILDERS: dict[str, Callable[[MirrorSite, Path, Iterable[str] | None], None]] = {
     "cms_hcpcs": cms_hcpcs_routes,
+    "cms_ncci_mue": cms_ncci_mue_routes,
+    "cms_ncci_ptp": cms_ncci_ptp_routes,
 }
 
 
@@ -377,6 +679,8 @@ class MirrorServer:
     to ``(status, headers, body)`` served as given, with no conditional handling: truncated zips,
     HTML error pages with 200, redirects to other hosts, 500s. ``sources`` picks the route
     builders (default: all), ``releases`` the HCPCS releases (default: all of :data:`HCPCS_RELEASES`).
+    ``extra_dirs`` are folders of generated NCCI zips with real names (``bench/generate.py``):
+    each is served at its real path and linked from its landing page (:func:`ncci_extra_routes`).
     """
 
     def __init__(
@@ -387,12 +691,14 @@ class MirrorServer:
         *,
         releases: Iterable[str] | None = None,
         sources: Iterable[str] | None = None,
+        extra_dirs: Iterable[Path] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
         self.site = MirrorSite()
         for source in sources if sources is not None else ROUTE_BUILDERS:
             ROUTE_BUILDERS[source](self.site, self.data_dir, releases)
+        self.extra_files = ncci_extra_routes(self.site, extra_dirs or ())
         self.overrides: dict[str, Override] = dict(overrides or {})
         self.requests: list[SeenRequest] = []
         self._lock = threading.Lock()
@@ -443,18 +749,24 @@ class MirrorServer:
         last_modified: datetime | None = None,
         link_text: str | None = None,
         page: str = HCPCS_LANDING_PATH,
+        gated: bool = False,
     ) -> None:
         """Add or replace the document at mirror ``path`` (``/www.cms.gov/files/zip/x.zip``).
 
         With ``link_text`` it is also linked from landing page ``page`` (as a site-relative href),
-        which is how a test publishes "the next quarter". Replacing changes the ETag, so the next
-        conditional request gets the new bytes.
+        which is how a test publishes "the next quarter". ``gated`` puts it behind the AMA licence
+        page, and the link goes through that page (``/license/ama?file=...``), as on the PTP page.
+        Replacing changes the ETag, so the next conditional request gets the new bytes.
         """
         doc = Document.of(body, content_type, last_modified or datetime.now(UTC).replace(microsecond=0))
         with self._lock:
             self.site.routes[path] = _static(doc)
+            href = "/" + path.lstrip("/").partition("/")[2]
+            if gated:
+                href = license_href(href)
+                self.site.gated[path] = href
+                self.site.handlers.setdefault("license_ama", partial(_license_gate, self.site))
             if link_text is not None:
-                href = "/" + path.lstrip("/").partition("/")[2]
                 links = self.site.links.setdefault(page, [])
                 links[:] = [link for link in links if link.href != href]
                 links.append(Link(href, link_text))
@@ -464,8 +776,9 @@ class MirrorServer:
         with self._lock:
             self.site.routes.pop(path, None)
             href = "/" + path.lstrip("/").partition("/")[2]
+            hrefs = {href, self.site.gated.pop(path, href)}
             for links in self.site.links.values():
-                links[:] = [link for link in links if link.href != href]
+                links[:] = [link for link in links if link.href not in hrefs]
 
     def override(self, path: str, status: int, headers: Mapping[str, str], body: bytes) -> None:
         with self._lock:
@@ -501,13 +814,21 @@ class MirrorServer:
         return status, out_headers, body
 
     def _answer(self, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        path = raw_path.split("?", 1)[0]
+        path, _, query = raw_path.partition("?")
         with self._lock:
             override = self.overrides.get(raw_path) or self.overrides.get(path)
             route = self.site.routes.get(path)
+            handled = None
+            if override is None:
+                for handler in self.site.handlers.values():
+                    handled = handler(path, query)
+                    if handled is not None:
+                        break
         if override is not None:
             status, extra, body = override
             return status, dict(extra), body
+        if handled is not None:
+            return handled
         if route is None:
             return 404, {"Content-Type": "text/plain; charset=utf-8"}, b"not on the mirror\n"
         doc = route()
@@ -543,12 +864,14 @@ def serve_forever(
     releases: Iterable[str] | None = None,
     on_ready: Callable[[str], None] | None = None,
     until: threading.Event | None = None,
+    extra_dirs: Iterable[Path] | None = None,
 ) -> None:
     """Serve the mirror on 127.0.0.1:``port`` until Ctrl-C (or ``until`` is set): ``policysync mirror serve``.
 
     ``on_ready`` is called with the base URL (``http://127.0.0.1:PORT``) once the socket listens.
+    ``extra_dirs``: folders of generated NCCI zips to serve as well (see :class:`MirrorServer`).
     """
-    server = MirrorServer(data_dir, port=port, releases=releases).start()
+    server = MirrorServer(data_dir, port=port, releases=releases, extra_dirs=extra_dirs).start()
     try:
         if on_ready is not None:
             on_ready(server.url)

@@ -160,6 +160,22 @@ def _record_outcomes(
                 rep.new_documents += 1
 
 
+def _in_load_order(db: sqlite_utils.Database, source: str, arts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Artifacts in the order they are applied: by release, then in the order they were first
+    downloaded (fetch log id). Within a release the later download wins, so a file CMS re-issues
+    under the same URL and release is never rolled back by the copy it replaced, and ``reparse``
+    applies documents in the order ``sync`` did (the sha256 only breaks ties)."""
+    first = {
+        r["sha256"]: r["n"]
+        for r in db.query(
+            "SELECT sha256, MIN(id) AS n FROM fetches WHERE source = ? AND outcome = 'fetched' "
+            "AND sha256 IS NOT NULL GROUP BY sha256",
+            [source],
+        )
+    }
+    return sorted(arts, key=lambda r: (r["release"] or "", first.get(r["sha256"], 0), r["sha256"]))
+
+
 def _to_parse(db: sqlite_utils.Database, source: str, outs: list[FetchOutcome]) -> list[dict[str, Any]]:
     """Documents seen in this run (fetched or 304) that were never parsed successfully."""
     shas = {o.sha256 for o in outs if o.outcome in ("fetched", "not_modified") and o.sha256}
@@ -168,7 +184,7 @@ def _to_parse(db: sqlite_utils.Database, source: str, outs: list[FetchOutcome]) 
         for r in db.table("artifacts").rows_where("source = ?", [source])
         if r["sha256"] in shas and r["parse_status"] != "parsed"
     ]
-    return sorted(rows, key=lambda r: (r["release"] or "", r["sha256"]))
+    return _in_load_order(db, source, rows)
 
 
 def _load_artifact(
@@ -363,9 +379,6 @@ def reparse(home: Home, *, sources: list[str] | None = None, progress: Progress 
     version = vers.begin_version(db, kind="reparse", now=started)
     work: Work = []
     for cfg in selected:
-        arts = sorted(
-            db.table("artifacts").rows_where("source = ?", [cfg.id]),
-            key=lambda r: (r["release"] or "", r["sha256"]),
-        )
+        arts = _in_load_order(db, cfg.id, list(db.table("artifacts").rows_where("source = ?", [cfg.id])))
         work.append((SourceReport(cfg.id), arts, 0.0))
     return _commit(home, db, blobs, version, "reparse", started, work, progress)

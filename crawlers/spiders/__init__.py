@@ -9,7 +9,11 @@ from __future__ import annotations
 from scrapy import Spider
 
 from crawlers.spiders.cms_hcpcs import CmsHcpcsSpider
+from crawlers.spiders.cms_ncci_mue import CmsNcciMueSpider
+from crawlers.spiders.cms_ncci_ptp import CmsNcciPtpSpider
 
-SPIDERS: dict[str, type[Spider]] = {spider.name: spider for spider in (CmsHcpcsSpider,)}
+SPIDERS: dict[str, type[Spider]] = {
+    spider.name: spider for spider in (CmsHcpcsSpider, CmsNcciMueSpider, CmsNcciPtpSpider)
+}
 
 __all__ = ["SPIDERS"]

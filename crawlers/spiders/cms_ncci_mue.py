@@ -111,8 +111,8 @@ def _release(text: str) -> str | None:
     m = _MONTH_YEAR.search(text)
     if m:
         month = _MONTHS.index(m.group(1)[:3].lower()) + 1
-        day = int(m.group(2)) if m.group(2) else None
-        return f"{int(m.group(3)):04d}-{month:02d}" if _quarter_start(month, day) else None
+        day_of_month = int(m.group(2)) if m.group(2) else None
+        return f"{int(m.group(3)):04d}-{month:02d}" if _quarter_start(month, day_of_month) else None
     return None
 
 
@@ -202,7 +202,9 @@ class CmsNcciMueSpider(scrapy.Spider):
         """The landing page: one request per MUE table zip (every setting, every quarter listed)."""
         links, unknown = mue_file_links(response)
         for url in unknown:
-            self.logger.warning("%s: MUE table link without a setting or quarter (not fetched): %s", self.name, url)
+            self.logger.warning(
+                "%s: MUE table link without a setting or quarter (not fetched): %s", self.name, url
+            )
             self.crawler.stats.inc_value(f"{self.name}/undated_link")
         if not links:
             yield error_item(

@@ -35,17 +35,32 @@ def mirror() -> None:
 @mirror.command("serve")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
 @DATA_OPTION
-def mirror_serve(port: int, data: str | None) -> None:
+@click.option(
+    "--extra",
+    "extra",
+    metavar="DIR",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also serve the generated NCCI MUE/PTP zips in DIR, by their real names (repeatable).",
+)
+def mirror_serve(port: int, data: str | None, extra: tuple[Path, ...]) -> None:
     """Serve the recorded data at its real URL paths on 127.0.0.1 until Ctrl-C.
 
     \b
     Example:
       policysync mirror serve --port 8765 &
       policysync sync --mirror http://127.0.0.1:8765
+      policysync mirror serve --extra bench/out   # plus generated full-size NCCI files
     """
-    serve_forever(
-        _data_dir(data), port, on_ready=lambda url: click.echo(f"mirror serving on {url} (Ctrl-C stops)")
-    )
+    try:
+        serve_forever(
+            _data_dir(data),
+            port,
+            extra_dirs=extra,
+            on_ready=lambda url: click.echo(f"mirror serving on {url} (Ctrl-C stops)"),
+        )
+    except ValueError as err:  # a zip in --extra whose name is not a real NCCI file name
+        raise UsageError(str(err)) from err
 
 
 @cli.command()

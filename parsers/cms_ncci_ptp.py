@@ -1,0 +1,446 @@
+"""CMS NCCI procedure-to-procedure (PTP) edit file -> :class:`PtpRecord` (DOMAIN.md §3.5,
+PROVENANCE.md §2 and "Format notes: PTP txt").
+
+``body`` is one part of one setting's quarterly table, either the CMS zip
+(``medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip`` holding ``ccipra-v322r0-f1.TXT``)
+or the bare txt. A practitioner table (2,633,389 rows in 2026 Q3) ships as four such zips.
+
+**Streaming.** A part is ~650,000 rows (~50 MB of text): the member is read line by line through
+``io.TextIOWrapper`` over ``ZipFile.open`` and records are yielded as they are read. Nothing holds
+the whole text or a list of records; the only state is the previous row (for the order check) and
+small caches of dates, codes and rationales. The declared member size is checked before reading
+(``parsers.archive.safe_members``) and ``ZipExtFile`` never inflates past it.
+
+**File names and settings** (CMS's links, as recorded in reuven-ops/Biller
+evals/fixtures/cms_ncci_ptp/ptp_page.links.excerpt.html and in several other public repositories):
+
+* ``ccipra`` = practitioner (``...-practitioner-ptp-edits-ccipra-vNNNrN-fN.zip``), ``ccioph`` =
+  outpatient hospital (``...-hospital-ptp-edits-ccioph-vNNNrN-fN.zip``), each in parts f1..f4 split at
+  column-1 code boundaries. There are no Medicare DME PTP edits: CMS's PTP page lists only "Hospital
+  PTP Edits" and "Practitioner PTP Edits", and the Medicaid NCCI Edit Design Manual says PTP files
+  are prepared for two provider types (PRA, OPH) and MUE files for three (PRA, OPH, DME). Any other
+  prefix is a :class:`ParseError`.
+* The version names the quarter: ``v322r0`` is 2026 Q3 (32 = year - 1994, 2 = quarter - 1; observed
+  v301 = 2024-04-01, v320..v323 = 2026 Q1..Q4). The zip name (``2026q3``), the member name and
+  ``meta.release`` (``2026-07``, ``2026-07-01`` or ``2026-Q3``) must agree, or it is a
+  :class:`ParseError` naming both: a zip holding another file is not read as if it were itself.
+
+**Layout** (measured on the recorded slice ``ccipra-v322r0-f1``): Latin-1, CRLF, tab-delimited. Six
+header lines, found by content rather than counted: the AMA notice and the title
+("Column1/Column2 Edits") are skipped and counted as ``preamble_line``; the column header starts at
+the line whose first cell is "Column 1" and is wrapped over four lines. Its cells, read down each
+column, must be exactly :data:`HEADER` (whitespace aside), else :class:`LayoutChanged` naming the
+column: a column that moved or changed meaning (the deletion column's ``*=no data``) must not be
+read silently. Data rows start at the first line whose first cell is a five-character code. A row
+is Column1, Column2, prior-1996 flag (``*`` or blank), effective YYYYMMDD, deletion YYYYMMDD or
+``*``, modifier indicator 0/1/9, rationale; a row with another number of fields is a
+:class:`ParseError` ("FILE line N: expected 7 tab-separated fields, found 5").
+
+**Deletion date: the last day the edit is in force** (inclusive, as HCPCS TERM DT), so
+``eff_end = deletion + 1 day``. Sources and evidence:
+
+* CMS publishes edits quarterly, effective on quarter starts; every deletion date in the recorded
+  slice that differs from its effective date is a quarter's last day (20181231, 20200630,
+  20231231, 20260630 ...), never a quarter start. Consultation code 99241, deleted from CPT on
+  2023-01-01, has its edit (0001A/99241) deleted 20221231: the last day 99241 could be billed.
+* Modifier indicator 9 marks edits deleted retroactively, whose "deletion date and the effective
+  date for the edit will be the same", edits that were "never effective"; CMS's own wording for 9 is
+  "not applicable" (AAPC Coding Alerts "Know When to Unbundle With NCCI Modifier Indicators" and
+  "Say Hello and Goodbye to Indicator '9'"; CMS MLN "How to Use the Medicare NCCI Tools", ICN 901346).
+  The slice has four such rows (0001A/90473 ..., 20220101/20220101/9) and two 20151001/20151001/9.
+
+  So a row whose deletion date equals its effective date was **never in force**: it is yielded with
+  an empty interval, ``eff_end == eff_start`` (counted ``never_in_force``). It is still yielded, so a
+  rulebook that held the edit from an older release learns that it was withdrawn from its start.
+  Read as "first day out", the same rows would also be empty, but every other deletion would end the
+  edit a day early (0001A/99241 would stop on 2022-12-31, a day 99241 was still valid).
+
+Other counts: ``deletion_before_effective`` (yielded as never in force), ``retroactive_without_mi_9``
+(equal dates with modifier indicator 0/1), ``mi_9_with_interval`` (indicator 9 on an edit that was in
+force for some time), ``out_of_order`` (CMS sorts by column 1, column 2 as bytes; the recorded
+slice is sorted), ``blank_line``, ``header_line``. The same (column 1, column 2, effective date) on
+two adjacent lines is a :class:`ParseError` naming both lines; the same pair with another effective
+date is an edit deleted and added again and is kept.
+
+``locator`` is ``"<member> line N"`` (1-based line of the txt, header lines included).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import PurePosixPath
+from typing import IO
+
+from parsers.archive import looks_like_html, open_zip, safe_members
+from parsers.errors import LayoutChanged, ParseError
+from parsers.records import PtpRecord, SourceMeta
+
+__all__ = ["HEADER", "PREFIXES", "PtpFileName", "file_name", "parse"]
+
+#: File-name prefix -> setting.
+PREFIXES = {"ccipra": "practitioner", "ccioph": "outpatient_hospital"}
+_ZIP_WORDS = {"practitioner": "ccipra", "hospital": "ccioph"}
+#: The column header, each column's wrapped cells read top to bottom.
+HEADER = (
+    "Column 1",
+    "Column 2",
+    "*=in existence prior to 1996",
+    "Effective Date",
+    "Deletion Date *=no data",
+    "Modifier 0=not allowed 1=allowed 9=not applicable",
+    "PTP Edit Rationale",
+)
+FIELDS = len(HEADER)
+_MAX_PREAMBLE = 20
+_CHUNK = 1 << 20  # TextIOWrapper reads this many bytes at a time (the default 8 KiB costs ~10%)
+
+_MEMBER = re.compile(r"(?P<prefix>cci[a-z]{3})-v(?P<version>\d{3})r(?P<revision>\d+)-f(?P<part>\d+)", re.I)
+_ZIP = re.compile(
+    r"ncci-(?P<y>\d{4})-?q(?P<q>[1-4])-(?P<word>[a-z]+)-ptp-edits-"
+    r"(?P<file>cci[a-z]{3}-v\d{3}r\d+-f\d+)",
+    re.I,
+)
+_RELEASE_QUARTER = re.compile(r"(?P<y>\d{4})-?q(?P<q>[1-4])\b", re.I)
+_RELEASE_MONTH = re.compile(r"(?P<y>\d{4})-(?P<m>\d{2})(?:-(?P<d>\d{2}))?")
+_DATA_START = re.compile(r"[A-Za-z0-9]{5}\t")
+_CODE = re.compile(r"[A-Z0-9]{5}")
+_MODIFIER_INDICATORS = {"0": 0, "1": 1, "9": 9}
+_ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class PtpFileName:
+    """What ``ccipra-v322r0-f1`` says: setting, version, revision, part and (derived) quarter."""
+
+    stem: str  # "ccipra-v322r0-f1", lower case
+    prefix: str
+    setting: str | None  # None for a prefix that is not a Medicare PTP table
+    version: str
+    revision: int
+    part: int
+
+    @property
+    def quarter(self) -> tuple[int, int] | None:
+        """(year, quarter) the version stands for: v322 -> (2026, 3); None if it cannot be one."""
+        minor = int(self.version[2])
+        return (1994 + int(self.version[:2]), minor + 1) if minor < 4 else None
+
+
+def file_name(name: str) -> PtpFileName | None:
+    """The PTP file name inside ``name`` (a member, a bare file or a zip name), or None."""
+    found = _MEMBER.search(PurePosixPath(name).name)
+    if found is None:
+        return None
+    prefix = found["prefix"].lower()
+    return PtpFileName(
+        stem=found.group(0).lower(),
+        prefix=prefix,
+        setting=PREFIXES.get(prefix),
+        version=found["version"],
+        revision=int(found["revision"]),
+        part=int(found["part"]),
+    )
+
+
+def parse(body: bytes, meta: SourceMeta) -> Iterator[PtpRecord]:
+    """Yield one :class:`PtpRecord` per edit row of a CMS PTP zip or txt, streaming."""
+    try:
+        yield from _parse(body, meta)
+    except ParseError as err:
+        err.source = err.source or meta.source
+        err.url = err.url or meta.url
+        raise
+
+
+def _parse(body: bytes, meta: SourceMeta) -> Iterator[PtpRecord]:
+    name = meta.filename
+    lower = PurePosixPath(name).name.lower()
+    if lower.endswith(".txt"):
+        member = PurePosixPath(name).name
+        names = _names(member, name, meta)
+        yield from _read(io.BytesIO(body), member, names, meta)
+        return
+    if not (body.startswith(b"PK\x03\x04") or lower.endswith(".zip")):
+        raise ParseError(f"{name}: not a PTP zip or txt file (unknown extension)", locator=name)
+    zf = open_zip(body, name)
+    members = safe_members(zf, name)
+    txt = [m for m in members if PurePosixPath(m).suffix.lower() == ".txt" and file_name(m)]
+    if not txt:
+        raise ParseError(
+            f"{name}: no PTP edit file (ccipra-/ccioph-vNNNrN-fN.txt) in the zip "
+            f"(members: {', '.join(members) or 'none'})",
+            locator=name,
+        )
+    if len(txt) > 1:
+        raise LayoutChanged(
+            f"{name}: more than one PTP edit file ({', '.join(txt)}); cannot tell which to read", locator=name
+        )
+    member = txt[0]
+    names = _names(PurePosixPath(member).name, name, meta)
+    try:
+        with zf.open(member) as raw:
+            yield from _read(raw, PurePosixPath(member).name, names, meta)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
+        # BadZipFile: a CRC mismatch at the end; RuntimeError: an encrypted member.
+        raise ParseError(
+            f"{name}: member '{member}' cannot be read, corrupt or unsupported ({err})",
+            locator=f"{name}/{member}",
+        ) from err
+
+
+def _names(member: str, container: str, meta: SourceMeta) -> PtpFileName:
+    """The member's file name, checked against the zip name and ``meta.release``."""
+    names = file_name(member)
+    if names is None:
+        raise ParseError(
+            f"{member}: no PTP file name (ccipra-vNNNrN-fN or ccioph-vNNNrN-fN) to take the setting from",
+            locator=member,
+        )
+    if names.setting is None:
+        raise ParseError(
+            f"{member}: '{names.prefix}' is not a Medicare PTP table "
+            "(ccipra = practitioner, ccioph = outpatient hospital)",
+            locator=member,
+        )
+    zip_quarter = None
+    found = _ZIP.search(PurePosixPath(container).name)
+    if found is not None and PurePosixPath(container).name != member:
+        if found["file"].lower() != names.stem:
+            raise ParseError(
+                f"{container}: the zip is named for {found['file']} but holds {member}", locator=container
+            )
+        if _ZIP_WORDS.get(found["word"].lower()) != names.prefix:
+            raise ParseError(
+                f"{container}: the zip is named for {found['word']} edits but holds {member} "
+                f"({names.setting.replace('_', ' ')} edits)",
+                locator=container,
+            )
+        zip_quarter = (int(found["y"]), int(found["q"]))
+        if names.quarter is not None and names.quarter != zip_quarter:
+            raise ParseError(
+                f"{container}: the zip is named for {zip_quarter[0]} Q{zip_quarter[1]} but holds {member} "
+                f"(version v{names.version} = {names.quarter[0]} Q{names.quarter[1]})",
+                locator=container,
+            )
+    quarter = names.quarter or zip_quarter
+    if meta.release and quarter is not None:
+        release = _release_quarter(meta.release, member)
+        if release != quarter:
+            raise ParseError(
+                f"{member}: version v{names.version} is {quarter[0]} Q{quarter[1]}, "
+                f"but the release is {meta.release!r}",
+                locator=member,
+            )
+    return names
+
+
+def _release_quarter(release: str, member: str) -> tuple[int, int]:
+    quarter = _RELEASE_QUARTER.search(release)
+    if quarter is not None:
+        return int(quarter["y"]), int(quarter["q"])
+    month = _RELEASE_MONTH.search(release)
+    if month is not None and 1 <= int(month["m"]) <= 12:
+        return int(month["y"]), (int(month["m"]) - 1) // 3 + 1
+    raise ParseError(
+        f"{member}: release {release!r} names no quarter (expected 2026-07, 2026-07-01 or 2026-Q3)",
+        locator=member,
+    )
+
+
+# --- header -------------------------------------------------------------------------------------
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _check_header(lines: list[str], member: str, meta: SourceMeta) -> None:
+    """Check the preamble lines (everything above the first data row)."""
+    rows = [line.rstrip("\r\n").split("\t") for line in lines]
+    start = next((i for i, r in enumerate(rows) if _normal(r[0]) == _normal(HEADER[0])), None)
+    if start is None:
+        raise LayoutChanged(
+            f"{member}: no column header line (first cell 'Column 1') in lines 1-{len(lines)}",
+            locator=member,
+        )
+    preamble = sum(1 for r in rows[:start] if any(c.strip() for c in r))
+    if preamble:
+        meta.counts["preamble_line"] += preamble
+    header = rows[start:]
+    meta.counts["header_line"] += len(header)
+    where = f"lines {start + 1}-{len(lines)}" if len(header) > 1 else f"line {start + 1}"
+    width = max(len(r) for r in header)
+    stacked = [" ".join(r[i].strip() for r in header if i < len(r) and r[i].strip()) for i in range(width)]
+    for i, expected in enumerate(HEADER):
+        got = stacked[i] if i < len(stacked) else ""
+        if _normal(got) != _normal(expected):
+            raise LayoutChanged(
+                f"{member}: header column {i + 1} ({where}) reads '{got}', expected '{expected}'",
+                locator=member,
+            )
+    extra = [c for c in stacked[FIELDS:] if c]
+    if extra:
+        raise LayoutChanged(
+            f"{member}: the header ({where}) has columns past the {FIELDS} expected: {', '.join(extra)}",
+            locator=member,
+        )
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+
+def _read(raw: IO[bytes], member: str, names: PtpFileName, meta: SourceMeta) -> Iterator[PtpRecord]:
+    text = io.TextIOWrapper(raw, encoding="latin-1", newline="")
+    text._CHUNK_SIZE = _CHUNK
+    lines = iter(text)
+    preamble: list[str] = []
+    first: str | None = None
+    for line in lines:
+        if not preamble and looks_like_html(line.encode("latin-1")):
+            raise ParseError(f"{member}: expected a PTP edit file, got an HTML page", locator=member)
+        if _DATA_START.match(line):
+            first = line
+            break
+        preamble.append(line)
+        if len(preamble) > _MAX_PREAMBLE:
+            raise LayoutChanged(
+                f"{member}: no edit row (a line starting with a five-character code) in the first "
+                f"{_MAX_PREAMBLE} lines",
+                locator=member,
+            )
+    _check_header(preamble, member, meta)
+    if first is None:
+        raise ParseError(f"{member}: the PTP file has a header but no edit rows", locator=member)
+    yield from _rows(_chain(first, lines), len(preamble) + 1, member, names, meta)
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _rows(
+    lines: Iterable[str], number: int, member: str, names: PtpFileName, meta: SourceMeta
+) -> Iterator[PtpRecord]:
+    """The hot loop: one record per line, ~2 µs each. Everything per row is a dict or set lookup
+    except the split and the record itself; rare cases go through helpers and are counted."""
+    setting = names.setting
+    assert setting is not None  # checked by _names
+    dates: dict[str, date] = {}
+    ends: dict[date, date] = {}
+    codes: set[str] = set()
+    rationales: dict[str, str] = {}
+    indicators = _MODIFIER_INDICATORS
+    counts: Counter[str] = Counter()
+    p1 = p2 = peff = ""
+    pnumber = 0
+    number -= 1
+    yielded = 0
+    try:
+        for line in lines:
+            number += 1
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) != FIELDS:
+                if not line.strip():
+                    counts["blank_line"] += 1
+                    continue
+                locator = f"{member} line {number}"
+                raise ParseError(
+                    f"{locator}: expected {FIELDS} tab-separated fields, found {len(fields)}", locator=locator
+                )
+            c1, c2, prior, eff, deletion, mi, rationale = fields
+            if c1 not in codes:
+                _check_code(c1, "column 1", member, number, codes)
+            if c2 not in codes:
+                _check_code(c2, "column 2", member, number, codes)
+            # Order and duplicates: CMS sorts by column 1, column 2 (as bytes).
+            if c1 == p1:
+                if c2 < p2:
+                    counts["out_of_order"] += 1
+                elif c2 == p2 and eff == peff:
+                    locator = f"{member} line {number}"
+                    raise ParseError(
+                        f"{locator}: edit {c1}/{c2} effective {eff} appears twice (lines {pnumber} and {number})",
+                        locator=locator,
+                    )
+            elif c1 < p1:
+                counts["out_of_order"] += 1
+            p1, p2, peff, pnumber = c1, c2, eff, number
+            if prior == "":
+                prior_1996 = False
+            elif prior == "*":
+                prior_1996 = True
+            else:
+                locator = f"{member} line {number}"
+                raise ParseError(
+                    f"{locator}: prior-1996 flag {prior!r} for {c1}/{c2} is not '*' or blank", locator=locator
+                )
+            start = dates.get(eff)
+            if start is None:
+                start = dates[eff] = _day(eff, "effective date", member, number)
+            indicator = indicators.get(mi)
+            if indicator is None:
+                locator = f"{member} line {number}"
+                raise ParseError(
+                    f"{locator}: modifier indicator {mi!r} for {c1}/{c2} is not 0, 1 or 9", locator=locator
+                )
+            if deletion == "*":
+                deleted = end = None
+                if indicator == 9:
+                    counts["mi_9_with_interval"] += 1
+            else:
+                deleted = dates.get(deletion)
+                if deleted is None:
+                    deleted = dates[deletion] = _day(deletion, "deletion date", member, number)
+                if deleted > start:
+                    end = ends.get(deleted)
+                    if end is None:
+                        end = ends[deleted] = deleted + _ONE_DAY
+                    if indicator == 9:
+                        counts["mi_9_with_interval"] += 1
+                else:
+                    # Deleted retroactively: never in force. An empty interval, still yielded so that
+                    # an older release's statement of the edit is replaced.
+                    end = start
+                    if deleted == start:
+                        counts["never_in_force"] += 1
+                        if indicator != 9:
+                            counts["retroactive_without_mi_9"] += 1
+                    else:
+                        counts["deletion_before_effective"] += 1
+            text = rationales.get(rationale)
+            if text is None:
+                text = rationales[rationale] = rationale.strip()
+            yield PtpRecord(
+                c1, c2, setting, prior_1996, start, end, deleted, indicator, text, f"{member} line {number}"
+            )
+            yielded += 1
+    finally:
+        # Merged once, also when the caller stops early; a Counter update per row would cost ~5%.
+        meta.counts.update(counts)
+    if not yielded:
+        raise ParseError(f"{member}: the PTP file has a header but no edit rows", locator=member)
+
+
+def _check_code(code: str, column: str, member: str, number: int, codes: set[str]) -> None:
+    if not _CODE.fullmatch(code):
+        locator = f"{member} line {number}"
+        raise ParseError(f"{locator}: {column} {code!r} is not a HCPCS/CPT code", locator=locator)
+    codes.add(code)
+
+
+def _day(text: str, what: str, member: str, number: int) -> date:
+    if len(text) == 8 and text.isdigit():
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            pass
+    locator = f"{member} line {number}"
+    raise ParseError(f"{locator}: {what} {text!r} is not a YYYYMMDD date", locator=locator)
