@@ -104,9 +104,7 @@ _HEADER_SEARCH_ROWS = 20
 _MEMBER_NAME = re.compile(
     r"MCR_MUE_(?P<word>[A-Za-z]+?)Services_Eff_(?P<m>\d{2})-(?P<d>\d{2})-(?P<y>\d{4})", re.IGNORECASE
 )
-_ZIP_NAME = re.compile(
-    r"ncci-(?P<y>\d{4})-?q(?P<q>[1-4])-(?P<words>[a-z-]+?)-services-mue-table", re.IGNORECASE
-)
+_ZIP_NAME = re.compile(r"ncci-(?P<y>\d{4})-?q(?P<q>[1-4])-(?P<words>[a-z-]+?)-services-mue-table", re.IGNORECASE)
 _RELEASE_QUARTER = re.compile(r"(?P<y>\d{4})-?q(?P<q>[1-4])\b", re.IGNORECASE)
 _RELEASE_MONTH = re.compile(r"(?P<y>\d{4})-(?P<m>\d{2})(?:-(?P<d>\d{2}))?")
 _CODE = re.compile(r"[A-Z0-9]{5}")
@@ -224,8 +222,7 @@ def _check_zip_name(name: str, member: str, table: TableName) -> None:
     year, q = int(found["y"]), int(found["q"])
     if (year, q) != _quarter(table.effective):
         raise ParseError(
-            f"{name}: the zip is named for {year} Q{q} but holds {member} "
-            f"(effective {table.effective.isoformat()})",
+            f"{name}: the zip is named for {year} Q{q} but holds {member} (effective {table.effective.isoformat()})",
             locator=name,
         )
 
@@ -249,8 +246,7 @@ def _check_release(release: str | None, member: str, table: TableName) -> None:
         )
     if not agrees:
         raise ParseError(
-            f"{member}: effective {eff.isoformat()} (from the file name) does not agree with "
-            f"release {release!r}",
+            f"{member}: effective {eff.isoformat()} (from the file name) does not agree with release {release!r}",
             locator=member,
         )
 

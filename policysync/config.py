@@ -24,6 +24,18 @@ enabled = true
 start_url = "https://www.cms.gov/medicare/coding-billing/healthcare-common-procedure-system/quarterly-update"
 # CMS publishes quarterly; a source with no successful fetch in 1.5 x this is stale.
 cadence_days = 91
+
+[sources.cms_ncci_mue]
+enabled = true
+# The real CMS page that links the quarterly MUE tables (practitioner, outpatient hospital, DME).
+start_url = "https://www.cms.gov/medicare/coding-billing/national-correct-coding-initiative-ncci-edits/medicare-ncci-medically-unlikely-edits-mues"
+cadence_days = 91
+
+[sources.cms_ncci_ptp]
+enabled = true
+# The real CMS page that links the PTP edit files (four parts per setting, behind the AMA licence page).
+start_url = "https://www.cms.gov/medicare/coding-billing/national-correct-coding-initiative-ncci-edits/medicare-ncci-procedure-procedure-ptp-edits"
+cadence_days = 91
 """
 
 

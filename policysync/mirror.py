@@ -585,20 +585,24 @@ def cms_ncci_ptp_routes(site: MirrorSite, data_dir: Path, releases: Iterable[str
 
 
 def ncci_extra_routes(site: MirrorSite, dirs: Iterable[Path]) -> list[NcciFile]:
-    """Serve every ``*.zip`` in ``dirs`` (generated MUE tables and PTP parts with real names) at its
+    """Serve every ``*.zip`` in ``dirs`` and their subfolders (generated MUE tables and PTP parts with
+    real names, e.g. ``bench/generate.py``'s ``OUT_DIR`` or one quarter's ``OUT_DIR/2026-07``) at its
     real path, linked from its landing page (PTP files through the licence gate). A file named like
-    a recorded one replaces it. Other files are ignored; a zip with an unknown name is a ValueError.
+    a recorded one replaces it. Other files are ignored; a zip with an unknown name, a missing folder
+    or one without any zip is a ValueError.
     """
     added: list[NcciFile] = []
     for folder in dirs:
         folder = Path(folder)
         if not folder.is_dir():
             raise ValueError(f"{folder}: not a directory (the folder of generated NCCI zips)")
-        for file in sorted(folder.iterdir()):
-            if file.is_file() and file.suffix.lower() == ".zip":
-                f = generated_ncci_file(file)
-                _add_ncci_file(site, folder, f)
-                added.append(f)
+        zips = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".zip")
+        if not zips:
+            raise ValueError(f"{folder}: no .zip files here (expected generated NCCI zips, e.g. bench/generate.py)")
+        for file in zips:
+            f = generated_ncci_file(file)
+            _add_ncci_file(site, file.parent, f)
+            added.append(f)
     return added
 
 
@@ -770,6 +774,14 @@ class MirrorServer:
                 links = self.site.links.setdefault(page, [])
                 links[:] = [link for link in links if link.href != href]
                 links.append(Link(href, link_text))
+
+    def publish_dir(self, folder: Path) -> list[NcciFile]:
+        """Serve (and link) the generated NCCI zips in ``folder`` from now on, as ``extra_dirs`` does:
+        how a benchmark publishes the next quarter while the mirror runs."""
+        with self._lock:
+            added = ncci_extra_routes(self.site, [folder])
+            self.extra_files.extend(added)
+            return added
 
     def remove(self, path: str) -> None:
         """Stop serving ``path`` (404 from now on) and drop its landing-page links."""

@@ -379,6 +379,13 @@ def reparse(home: Home, *, sources: list[str] | None = None, progress: Progress 
     version = vers.begin_version(db, kind="reparse", now=started)
     work: Work = []
     for cfg in selected:
-        arts = _in_load_order(db, cfg.id, list(db.table("artifacts").rows_where("source = ?", [cfg.id])))
+        # A document that failed and was since replaced at its URL by one that parsed is history,
+        # not a pending problem: replaying it would only repeat an error already fixed upstream.
+        superseded = (
+            "source = ? AND NOT (parse_status = 'failed' AND EXISTS (SELECT 1 FROM artifacts b "
+            "WHERE b.url = artifacts.url AND b.parse_status = 'parsed' "
+            "AND b.first_fetched_at >= artifacts.first_fetched_at))"
+        )
+        arts = _in_load_order(db, cfg.id, list(db.table("artifacts").rows_where(superseded, [cfg.id])))
         work.append((SourceReport(cfg.id), arts, 0.0))
     return _commit(home, db, blobs, version, "reparse", started, work, progress)

@@ -45,7 +45,7 @@ def test_unknown_source_is_a_usage_error(tmp_path: Path) -> None:
     run(tmp_path, "init")
     code, _, err = run(tmp_path, "sync", "--source", "cms_nope")
     assert code == 2
-    assert err == "error: unknown source 'cms_nope' (configured: cms_hcpcs)\n"
+    assert err == "error: unknown source 'cms_nope' (configured: cms_hcpcs, cms_ncci_mue, cms_ncci_ptp)\n"
 
 
 def test_broken_config_is_one_line(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_flow_through_the_cli(tmp_path: Path, shared_data: Path) -> None:
     home = tmp_path / "h"
     run(home, "init")
     with MirrorServer(shared_data, releases=["2020-07", "2020-10"]) as mirror:
-        code, out, err = run(home, "sync", "--mirror", mirror.url, "--json")
+        code, out, err = run(home, "sync", "--source", "cms_hcpcs", "--mirror", mirror.url, "--json")
         assert code == 0, err
         report = json.loads(out)
         assert report["status"] == "committed" and report["exit_code"] == 0
@@ -69,7 +69,7 @@ def test_flow_through_the_cli(tmp_path: Path, shared_data: Path) -> None:
         assert src["source"] == "cms_hcpcs" and src["documents_parsed"] == 2
         # Not a terminal: no progress lines anywhere (cron stays quiet).
         assert "crawling" not in err and "parsing" not in err
-        code, out, _ = run(home, "sync", "--mirror", mirror.url)
+        code, out, _ = run(home, "sync", "--source", "cms_hcpcs", "--mirror", mirror.url)
         assert code == 0
         assert "no changes" in out and "2 not modified" in out
 
@@ -114,7 +114,7 @@ def test_flow_through_the_cli(tmp_path: Path, shared_data: Path) -> None:
 def test_verify_finds_a_damaged_artifact(tmp_path: Path, shared_data: Path) -> None:
     run(tmp_path, "init")
     with MirrorServer(shared_data, releases=["2020-07"]) as mirror:
-        assert run(tmp_path, "sync", "--mirror", mirror.url)[0] == 0
+        assert run(tmp_path, "sync", "--source", "cms_hcpcs", "--mirror", mirror.url)[0] == 0
     blob = next(p for p in (tmp_path / "artifacts").rglob("*") if p.is_file())
     blob.write_bytes(blob.read_bytes()[:-10])
     code, out, _ = run(tmp_path, "verify")

@@ -129,9 +129,7 @@ def _report_rows(rows: list[list[Any]]) -> dict[str, list[str]]:
 class TransReport:
     def __init__(self, path: Path) -> None:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-        self.key = {
-            _text(r[0]): _text(r[1]) for r in _sheet(workbook, "Action Code Key") if len(_text(r[0])) == 1
-        }
+        self.key = {_text(r[0]): _text(r[1]) for r in _sheet(workbook, "Action Code Key") if len(_text(r[0])) == 1}
         self.by_hcpc = _report_rows(_sheet(workbook, "Changes by HCPC"))
         self.by_action = _report_rows(_sheet(workbook, "Changes by Action"))
 
@@ -182,7 +180,7 @@ def synced(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
                     link_text=rel.text,
                     last_modified=rel.published,
                 )
-            report = sync(home, mirror=mirror.url)
+            report = sync(home, sources=["cms_hcpcs"], mirror=mirror.url)
             assert (report.exit_code, report.status) == (0, "committed"), report.to_json()
             (source,) = report.sources
             assert source.documents_parsed == 1, "each sync parses only the newly published quarter"
@@ -231,9 +229,7 @@ def differences(report: TransReport, ours: dict[str, Change]) -> dict[str, tuple
 
 
 @pytest.mark.parametrize("release", QUARTERS[1:])
-def test_diff_matches_the_cms_change_report(
-    synced: Any, reports: dict[str, TransReport], release: str
-) -> None:
+def test_diff_matches_the_cms_change_report(synced: Any, reports: dict[str, TransReport], release: str) -> None:
     report = reports[release]
     ours = _changes(synced, release)
     assert differences(report, ours) == KNOWN[release]
@@ -243,9 +239,7 @@ def test_diff_matches_the_cms_change_report(
 
 
 @pytest.mark.parametrize("release", QUARTERS[1:])
-def test_every_cms_action_is_found_in_our_diff(
-    synced: Any, reports: dict[str, TransReport], release: str
-) -> None:
+def test_every_cms_action_is_found_in_our_diff(synced: Any, reports: dict[str, TransReport], release: str) -> None:
     """The direction that matters most, stated on its own: A -> added, D -> discontinued, ..."""
     report = reports[release]
     ours = _changes(synced, release)
@@ -294,9 +288,7 @@ def test_report_letters_match_the_anweb_action_code(
         rows = anweb[release]
         assert set(rows) == set(report.by_hcpc)
         differ = {
-            c: (report.letters(c), rows[c]["ACTION CD"])
-            for c in rows
-            if report.letters(c) != rows[c]["ACTION CD"]
+            c: (report.letters(c), rows[c]["ACTION CD"]) for c in rows if report.letters(c) != rows[c]["ACTION CD"]
         }
         assert differ == ({"CS": ("CS", "C")} if release == "2020-07" else {})
 
@@ -304,9 +296,7 @@ def test_report_letters_match_the_anweb_action_code(
 # --- each known difference, checked against the two ANWEB files ---------------------------------
 
 
-def _before_after(
-    anweb: dict[str, dict[str, dict[str, str]]], release: str, code: str, column: str
-) -> tuple[str, str]:
+def _before_after(anweb: dict[str, dict[str, dict[str, str]]], release: str, code: str, column: str) -> tuple[str, str]:
     return anweb[_previous(release)][code][column], anweb[release][code][column]
 
 

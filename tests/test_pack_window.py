@@ -183,7 +183,7 @@ def _synced_home(data_dir: Path, root: Path, releases: tuple[str, ...]) -> Path:
     home = resolve_home(root)
     init_home(home)
     with MirrorServer(data_dir, releases=releases) as mirror:
-        report = sync(home, mirror=mirror.url)
+        report = sync(home, sources=["cms_hcpcs"], mirror=mirror.url)
     assert (report.exit_code, report.status) == (0, "committed"), report.to_json()
     assert report.sources[0].documents_parsed == len(releases)
     return home.db_path

@@ -248,7 +248,7 @@ def accept_request(response: Response, **kwargs: Any) -> scrapy.Request | None:
         fields = [(k, v) for k, v in form.form_values()]
         for box in form.inputs:
             is_box = getattr(box, "type", None) == "checkbox"
-            if is_box and not box.checked and box.name and _ACCEPT.search(box.name or ""):
+            if is_box and not box.checked and re.search(r"accept|agree", box.name or "", re.IGNORECASE):
                 fields.append((box.name, box.get("value") or "on"))
         if clicked.get("name"):
             fields.append((clicked.get("name"), clicked.get("value") or ""))
@@ -336,7 +336,6 @@ class CmsNcciPtpSpider(scrapy.Spider):
                 filename=meta.get("filename"),
             )
             return
-        self.crawler.stats.inc_value(f"{self.name}/license_accepted")
         yield request
 
     def parse_document(self, response: Response) -> Iterator[DocumentItem]:
