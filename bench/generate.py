@@ -1,7 +1,7 @@
 """Full-size NCCI test data, generated in the exact layouts of the real CMS files (a script).
 
     .venv/bin/python bench/generate.py OUT_DIR [--ptp-rows 2600000] [--mue-rows 15000] [--seed 1]
-                                               [--small] [--hcpcs FILE]
+                                               [--small] [--hcpcs FILE] [--no-xlsx]
 
 No whole MUE table or PTP file is recorded (PROVENANCE.md "Not found"), so the parsers' speed and the
 loader's behaviour at 2.6 million rows are measured on data made here. It is written to look like the
@@ -14,13 +14,15 @@ real thing byte for byte as far as the layout goes (checked against the recorded
     ``...-facility-outpatient-hospital-services-mue-table.zip``, ``...-dme-supplier-services-mue-table.zip``),
     each holding ``MCR_MUE_<Setting>Services_Eff_07-01-2026.csv`` (cp1252, CRLF, the quoted multi-line
     AMA notice record, the ``"HCPCS/\\nCPT Code"`` header cell, the setting's value column) and the same
-    table as ``.xlsx`` (notice in A1, header on row 2), as the real zip does. The xlsx costs about a
-    second per quarter at full size; the parser reads the csv when both are there;
+    table as ``.xlsx`` (notice in A1, header on row 2; written with openpyxl, a test dependency), as
+    the real zip does. The xlsx costs about a second per quarter at full size (``--no-xlsx`` leaves it
+    out); the parser reads the csv when both are there;
   * the practitioner PTP table as four zips
     ``medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip`` .. ``f4`` (v323r0 for
     2026 Q4), each holding ``ccipra-v322r0-fN.TXT`` (upper-case extension, as CMS ships it): Latin-1,
     CRLF, the six header lines, rows sorted by (column 1, column 2) as bytes, parts split at column-1
-    boundaries like CMS's (675,037 / 675,235 / 674,890 / 608,227 rows in v322r0);
+    boundaries like CMS's (675,037 / 675,235 / 674,890 / 608,227 rows in v322r0). A full-size part
+    zips to ~5 MB where CMS's are 17-20 MB: the invented rows repeat more than real ones;
 * ``OUT_DIR/generated.json``: what was written, with the row counts and the churn between the two
   quarters, for tests and benchmarks to check against.
 
@@ -34,7 +36,9 @@ counts in DOMAIN.md §4), mostly small MUE values with a few 0s (not payable) an
 values; PTP edits with modifier indicator 1 for ~80 %, ~15 % deleted on a quarter's last day, ~0.4 %
 deleted retroactively (deletion date = effective date, indicator 9), a few pairs deleted and added
 again, ~8 % in existence before 1996 (``*``, effective 19960101). Rationales are CMS's category
-phrases (no code-specific text).
+phrases: those of the recorded slices plus a few more of the same kind (no code-specific text).
+Unpublished (blank or confidential) MUE values are not generated: whether real tables carry them
+is not known here; tests/fixtures/cms_ncci_mue/ covers them.
 
 Churn from 2026-07 to 2026-10 (CMS posts quarterly additions, deletions and revisions):
 
@@ -42,12 +46,13 @@ Churn from 2026-07 to 2026-10 (CMS posts quarterly additions, deletions and revi
   (effective 20261001), ~0.05 % deleted retroactively (deletion date = effective date, indicator 9),
   ~0.2 % with the modifier indicator flipped 0/1, and ~0.2 % of already-deleted rows dropped from the
   file altogether (CMS keeps deleted edits, but the loader must cope with rows that vanish);
-* MUE: ~0.7 % of values lowered, ~0.7 % raised, ~0.3 % MAI changed, ~0.5 % codes added and ~0.3 %
-  removed, per table.
+* MUE: ~0.5 % of values lowered, ~0.9 % raised (a value of 1 is raised, never lowered), ~0.3 % MAI
+  changed, ~0.5 % codes added and ~0.3 % removed, per table.
 
 Everything follows from ``--seed``: the same arguments give byte-identical files (zip timestamps are
 fixed). Files are streamed to disk part by part; memory stays small. ``--small`` is the test size:
-20,000 PTP rows and 600 MUE rows per quarter unless given. Full size takes about half a minute.
+20,000 PTP rows and 600 MUE rows per quarter unless given. Full size (both quarters, 5.2 million
+PTP rows) takes about 15 s on a 2-core machine, with under 100 MB of memory.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import io
 import itertools
 import json
 import random
+import re
 import sys
 import time
 import zipfile
@@ -278,6 +284,20 @@ def mue_xlsx(rows: Sequence[MueRow], value_column: str) -> bytes:
         sheet.append([r.code, r.value, MAI_CELLS[r.mai], r.rationale])
     out = io.BytesIO()
     workbook.save(out)
+    return reproducible_xlsx(out.getvalue())
+
+
+def reproducible_xlsx(data: bytes) -> bytes:
+    """The workbook with fixed member timestamps and document dates: openpyxl writes "now" into both,
+    and the same seed must give the same bytes."""
+    stamp = date(*ZIP_DATE[:3]).isoformat() + "T00:00:00Z"
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            body = source.read(info)
+            if info.filename == "docProps/core.xml":
+                body = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp.encode(), body)
+            target.writestr(zinfo(info.filename), body)
     return out.getvalue()
 
 

@@ -9,7 +9,11 @@ or the bare txt. A practitioner table (2,633,389 rows in 2026 Q3) ships as four 
 ``io.TextIOWrapper`` over ``ZipFile.open`` and records are yielded as they are read. Nothing holds
 the whole text or a list of records; the state is the previous row (for the order check), the set of
 codes seen and a cache of decoded row tails (bounded). The declared member size is checked before
-reading (``parsers.archive.safe_members``) and ``ZipExtFile`` never inflates past it.
+reading (``parsers.archive.safe_members``) and ``ZipExtFile`` never inflates past it. Measured on
+a generated full-size part (bench/generate.py, 650,113 rows) on the 2-core development machine:
+1.6 s, ~400,000 rows/s, +21 MB peak memory. Of the 1.6 s, ~0.7 s is building the frozen
+:class:`PtpRecord` (``frozen=True`` makes its ``__init__`` five times slower than a plain slotted
+dataclass's; the same parse with a non-frozen record class takes 1.0 s).
 
 **File names and settings** (CMS's links, as recorded in reuven-ops/Biller
 evals/fixtures/cms_ncci_ptp/ptp_page.links.excerpt.html and in several other public repositories):
@@ -235,9 +239,9 @@ def _names(member: str, container: str, meta: SourceMeta) -> PtpFileName:
     if meta.release and quarter is not None:
         release = _release_quarter(meta.release, member)
         if release != quarter:
+            said = f"version v{names.version}" if names.quarter else f"the zip name {PurePosixPath(container).name}"
             raise ParseError(
-                f"{member}: version v{names.version} is {quarter[0]} Q{quarter[1]}, "
-                f"but the release is {meta.release!r}",
+                f"{member}: {said} is {quarter[0]} Q{quarter[1]}, but the release is {meta.release!r}",
                 locator=member,
             )
     return names

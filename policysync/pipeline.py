@@ -33,6 +33,10 @@ from rulebook.kinds import KINDS, KINDS_BY_SOURCE
 
 Progress = Callable[[str], None]
 
+# Above this many changed fact rows a sync summarises its changes from load counts rather than
+# classifying each one (which is what `policysync diff` is for).
+CLASSIFY_LIMIT = 200_000
+
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -92,30 +96,30 @@ def _meta(art: dict[str, Any]) -> SourceMeta:
     )
 
 
-def parse_rows(art: dict[str, Any], body: bytes, meta: SourceMeta) -> dict[str, Iterator[dict[str, Any]]]:
-    """The source's parser over one stored document, as fact rows by kind. Streams when the source
-    has one kind (PTP: millions of rows never held in memory)."""
+def parse_rows(art: dict[str, Any], body: bytes, meta: SourceMeta) -> dict[str, Iterator[tuple[Any, ...]]]:
+    """The source's parser over one stored document, as fact-row tuples by kind. Streams when the
+    source has one kind (PTP: millions of rows never held in memory)."""
     kinds = KINDS_BY_SOURCE[art["source"]]
     records = parser_for(art["source"])(body, meta)
     if len(kinds) == 1:
-        to_row = kinds[0].to_row
-        return {kinds[0].name: (to_row(r) for r in records)}
+        values = kinds[0].values
+        return {kinds[0].name: (values(r) for r in records)}
     by_type = {k.record_type: k for k in kinds}
-    out: dict[str, list[dict[str, Any]]] = {k.name: [] for k in kinds}
+    out: dict[str, list[tuple[Any, ...]]] = {k.name: [] for k in kinds}
     for rec in records:
         kind = by_type[type(rec)]
-        out[kind.name].append(kind.to_row(rec))
+        out[kind.name].append(kind.values(rec))
     return {name: iter(rows) for name, rows in out.items()}
 
 
 class _Counted:
     """Counts rows as they stream past."""
 
-    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, rows: Iterator[tuple[Any, ...]]) -> None:
         self.rows = rows
         self.n = 0
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         for row in self.rows:
             self.n += 1
             yield row
@@ -259,9 +263,22 @@ def _finish(
     counts: dict[str, int] = {}
     substantive = 0
     if status == "committed":
-        cs = diff_versions(db, prev, version)
-        counts = cs.counts()
-        substantive = sum(1 for c in cs.changes if c.substantive)
+        touched = sum(
+            db.execute(f"SELECT COUNT(*) FROM [{k}] WHERE v_from = :v OR v_to = :v", {"v": version}).fetchone()[0]
+            for k in KINDS
+        )
+        if touched <= CLASSIFY_LIMIT:
+            cs = diff_versions(db, prev, version)
+            counts = cs.counts()
+            substantive = sum(1 for c in cs.changes if c.substantive)
+        else:
+            # A first load of a national table (2.6 M PTP edits) is all additions: count them from
+            # the load instead of classifying each; `policysync diff` still classifies on request.
+            for rep in reports:
+                for name, n in (("added", rep.added), ("removed", rep.removed), ("modified", rep.modified)):
+                    if n:
+                        counts[f"{rep.source}:{name}"] = n
+            substantive = sum(counts.values())
     review = "pending_review" if substantive else "none"
     finished = utcnow()
     report = SyncReport(version, kind, status, review, started, finished, reports, counts, substantive)

@@ -57,17 +57,24 @@ def _eq(cols: Iterable[str], a: str, b: str) -> str:
     return " AND ".join(f"{a}.[{c}] IS {b}.[{c}]" for c in cols) or "1"
 
 
-def _stage(db: sqlite_utils.Database, kind: FactKind, rows: Iterable[dict[str, Any]]) -> tuple[str, int]:
-    """Stream ``rows`` into a fresh temp table; returns its name and row count."""
+def _stage(db: sqlite_utils.Database, kind: FactKind, rows: Iterable[Any]) -> tuple[str, int]:
+    """Stream ``rows`` (tuples in ``kind.row_columns`` order, or dicts) into a fresh temp table with a
+    unique key: a repeated key is dropped as it arrives. Returns the table name and rows offered."""
     stage = f"stage_{kind.name}"
     cols = kind.row_columns
+    keys = ", ".join(f"[{c}]" for c in kind.key)
     db.execute(f"DROP TABLE IF EXISTS temp.[{stage}]")
-    db.execute(f"CREATE TEMP TABLE [{stage}] ({', '.join(f'[{c}]' for c in cols)}, _act TEXT)")
-    sql = f"INSERT INTO temp.[{stage}] ({', '.join(f'[{c}]' for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
+    db.execute(
+        f"CREATE TEMP TABLE [{stage}] ({', '.join(f'[{c}]' for c in cols)}, _act TEXT, UNIQUE ({keys}))"
+    )
+    sql = (
+        f"INSERT OR IGNORE INTO temp.[{stage}] ({', '.join(f'[{c}]' for c in cols)}) "
+        f"VALUES ({', '.join('?' * len(cols))})"
+    )
     n = 0
-    batch: list[tuple[Any, ...]] = []
+    batch: list[Any] = []
     for row in rows:
-        batch.append(tuple(row.get(c) for c in cols))
+        batch.append(tuple(row.get(c) for c in cols) if isinstance(row, dict) else row)
         if len(batch) >= CHUNK:
             db.conn.executemany(sql, batch)
             n += len(batch)
@@ -75,16 +82,12 @@ def _stage(db: sqlite_utils.Database, kind: FactKind, rows: Iterable[dict[str, A
     if batch:
         db.conn.executemany(sql, batch)
         n += len(batch)
-    db.execute(f"CREATE INDEX temp.[{stage}_key] ON [{stage}] ({', '.join(f'[{c}]' for c in kind.key)})")
     return stage, n
 
 
-def _drop_duplicates(db: sqlite_utils.Database, kind: FactKind, stage: str, counts: LoadCounts) -> None:
-    keys = ", ".join(f"[{c}]" for c in kind.key)
-    cur = db.execute(
-        f"DELETE FROM temp.[{stage}] WHERE rowid NOT IN (SELECT MIN(rowid) FROM temp.[{stage}] GROUP BY {keys})"
-    )
-    counts.skip("duplicate key in release", cur.rowcount)
+def _drop_duplicates(db: sqlite_utils.Database, stage: str, offered: int, counts: LoadCounts) -> None:
+    kept = db.execute(f"SELECT COUNT(*) FROM temp.[{stage}]").fetchone()[0]
+    counts.skip("duplicate key in release", offered - kept)
 
 
 def _partition(kind: FactKind, alias: str, stage: str) -> str:
@@ -126,6 +129,10 @@ def _load_stated(
 ) -> LoadCounts:
     t = kind.name
     counts = LoadCounts()
+    if db.execute(f"SELECT 1 FROM [{t}] WHERE v_to IS NULL LIMIT 1").fetchone() is None:
+        # Nothing current to compare with (a first load): every staged row is new.
+        counts.added = _insert_stage(db, kind, stage, params)
+        return counts
     key_eq = _eq(kind.key, "c", "s")
     same = _eq(kind.compared + ("eff_start", "eff_end"), "c", "s")
     newer = db.execute(
@@ -228,7 +235,7 @@ def _load_timeline(
 def load_release(
     db: sqlite_utils.Database,
     kind: FactKind,
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[Any],
     *,
     version: int,
     release: str,
@@ -239,7 +246,7 @@ def load_release(
     so documents fetched out of order (a backfill) never roll a fact back."""
     stage, n = _stage(db, kind, rows)
     counts = LoadCounts()
-    _drop_duplicates(db, kind, stage, counts)
+    _drop_duplicates(db, stage, n, counts)
     params = {"v": version, "release": release, "sha": artifact_sha256}
     loader = _load_timeline if kind.mode == "timeline" else _load_stated
     result = loader(db, kind, stage, n, params)

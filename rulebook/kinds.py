@@ -40,6 +40,15 @@ class FactKind:
     count_absent: bool = True
     # The record type this kind is made from (a source may yield several).
     record_type: type | None = None
+    # Optional fast path: the record straight to a tuple in ``row_columns`` order (PTP: 2.6 M rows,
+    # where building a dict per row costs more than parsing the line).
+    to_values: Callable[[Any], tuple[Any, ...]] | None = None
+
+    def values(self, rec: Any) -> tuple[Any, ...]:
+        if self.to_values is not None:
+            return self.to_values(rec)
+        row = self.to_row(rec)
+        return tuple(row.get(c) for c in self.row_columns)
 
     @property
     def row_columns(self) -> tuple[str, ...]:
@@ -152,6 +161,23 @@ def ptp_row(rec: PtpRecord) -> dict[str, Any]:
     }
 
 
+def ptp_values(rec: PtpRecord) -> tuple[Any, ...]:
+    """``ptp_row`` as a tuple in PTP_EDITS.row_columns order (checked by a test)."""
+    dd, ee = rec.deletion_date, rec.eff_end
+    return (
+        rec.column1,
+        rec.column2,
+        rec.setting,
+        rec.eff_start.isoformat(),
+        dd.isoformat() if dd else None,
+        rec.modifier_indicator,
+        int(rec.prior_1996),
+        rec.rationale,
+        ee.isoformat() if ee else None,
+        rec.locator,
+    )
+
+
 PTP_EDITS = FactKind(
     name="ptp_edits",
     source="cms_ncci_ptp",
@@ -165,6 +191,7 @@ PTP_EDITS = FactKind(
     count_absent=False,
     to_row=ptp_row,
     record_type=PtpRecord,
+    to_values=ptp_values,
 )
 
 KINDS: dict[str, FactKind] = {k.name: k for k in (HCPCS_CODES, UNIT_LIMITS, PTP_EDITS)}
