@@ -54,7 +54,7 @@ class SourceReport:
     added: int = 0
     removed: int = 0
     modified: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0
 
@@ -244,7 +244,7 @@ def _load_artifact(
     rep.removed += total.removed
     rep.modified += total.modified
     for k, v in list(meta.counts.items()) + list(total.skipped.items()):
-        rep.skipped[k] = rep.skipped.get(k, 0) + v
+        rep.counted[k] = rep.counted.get(k, 0) + v
 
 
 def _finish(
@@ -295,7 +295,7 @@ def _finish(
                 "added": rep.added,
                 "removed": rep.removed,
                 "modified": rep.modified,
-                "skipped": json.dumps(rep.skipped, sort_keys=True),
+                "counted": json.dumps(rep.counted, sort_keys=True),
                 "error": "\n".join(rep.errors) or None,
                 "duration_s": round(rep.duration_s, 3),
             }

@@ -16,7 +16,7 @@ def render_sync_report(report: SyncReport) -> str:
             f"{s.new_documents} new documents, {s.documents_parsed} parsed, {s.records} records; "
             f"facts +{s.added} -{s.removed} ~{s.modified}; {s.duration_s:.1f}s"
         )
-        for reason, n in sorted(s.skipped.items()):
+        for reason, n in sorted(s.counted.items()):
             lines.append(f"    counted: {reason}: {n}")
         for err in s.errors:
             lines.append(f"    error: {err}")

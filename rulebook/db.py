@@ -90,7 +90,7 @@ def m001_core(db: sqlite_utils.Database) -> None:
             "added": int,
             "removed": int,
             "modified": int,
-            "skipped": str,  # JSON {reason: count}
+            "counted": str,  # JSON {reason: count}: what parsers and loaders counted (skipped, kept, flagged)
             "error": str,
             "duration_s": float,
         },

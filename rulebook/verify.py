@@ -47,7 +47,8 @@ def verify_rulebook(db: sqlite_utils.Database, artifacts_dir: Path) -> tuple[lis
             if row["n"]:
                 problems.append(f"{t}: {row['n']} rows closed in or before the version that opened them")
         for row in db.query(
-            f"SELECT COUNT(*) AS n FROM [{t}] WHERE eff_end IS NOT NULL AND eff_end <= eff_start"
+            # eff_end == eff_start is a fact that was never in force (a PTP edit deleted retroactively).
+            f"SELECT COUNT(*) AS n FROM [{t}] WHERE eff_end IS NOT NULL AND eff_end < eff_start"
         ):
             if row["n"]:
                 problems.append(f"{t}: {row['n']} rows with an empty valid-time interval")
