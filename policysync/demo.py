@@ -25,8 +25,11 @@ def run_demo(home_dir: Path, data_dir: Path, echo: Callable[[str], None] = print
         r1 = pipeline.sync(home, sources=["cms_hcpcs"], mirror=m.url)
         echo(render_sync_report(r1))
     with MirrorServer(data_dir) as m:
-        echo("2. CMS 'publishes' October 2020, October 2025 and the October 2026 excerpt: sync again")
-        r2 = pipeline.sync(home, sources=["cms_hcpcs"], mirror=m.url)
+        echo(
+            "2. CMS 'publishes' October 2020, October 2025 and the October 2026 excerpt; "
+            "the NCCI MUE and PTP sources join: sync again"
+        )
+        r2 = pipeline.sync(home, mirror=m.url)
         echo(render_sync_report(r2))
     db = open_rulebook(home.db_path)
     cs = diff_versions(db, r1.version, r2.version)
@@ -41,10 +44,10 @@ def run_demo(home_dir: Path, data_dir: Path, echo: Callable[[str], None] = print
     report.write_text(render_markdown(cs), encoding="utf-8")
     echo(f"   full change set: {report}")
     echo("4. packs")
-    for start, end in (("2020-07-01", "2020-10-01"), ("2025-10-01", "2026-01-01")):
+    for start, end in (("2020-07-01", "2020-10-01"), ("2026-07-01", "2026-10-01")):
         out = home.packs / f"medicare_{start}_{end}"
         res = compile_packs(db, start=start, end=end, scope="medicare", out_dir=out)
-        n = res.manifest["packs"][0]["sections"]["codes"]
-        echo(f"   {out}/: {n} codes valid in [{start}, {end}) from rulebook version {res.version}")
+        counts = ", ".join(f"{n} {k}" for k, n in res.manifest["packs"][0]["sections"].items())
+        echo(f"   {out}/: in force in [{start}, {end}): {counts} (rulebook version {res.version})")
     echo(f"rulebook: {home.db_path}; raw documents: {home.artifacts}; run reports: {home.reports}")
     return max(r1.exit_code, r2.exit_code)
