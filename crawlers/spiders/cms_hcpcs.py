@@ -14,17 +14,15 @@ are not the file and are skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import scrapy
 from scrapy.http import Response
-from twisted.python.failure import Failure
 
-from crawlers.pipelines import DocumentItem, document_item, error_item, failure_item, filename_of
-from crawlers.runner import CrawlContext
+from crawlers.pipelines import filename_of
+from crawlers.spiders._base import LandingPageSpider
 
 __all__ = ["LANDING_URL", "CmsHcpcsSpider", "hcpcs_file_links", "release_from_link"]
 
@@ -136,46 +134,16 @@ def hcpcs_file_links(response: Response) -> tuple[list[tuple[str, str]], list[st
     return found, undated
 
 
-class CmsHcpcsSpider(scrapy.Spider):
+class CmsHcpcsSpider(LandingPageSpider):
     name = "cms_hcpcs"
     landing_url = LANDING_URL
-
-    def __init__(self, *args: Any, ctx: CrawlContext | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ctx = ctx if ctx is not None else CrawlContext(source=self.name)
-
-    async def start(self) -> AsyncIterator[Any]:
-        yield scrapy.Request(
-            self.landing_url, callback=self.parse, errback=self.landing_failed, dont_filter=True
-        )
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """The landing page: one request per Alpha-Numeric HCPCS file zip."""
         links, undated = hcpcs_file_links(response)
-        for url in undated:
-            self.logger.warning("%s: HCPCS file link without a quarter (not fetched): %s", self.name, url)
-            self.crawler.stats.inc_value("cms_hcpcs/undated_link")
+        self.report_unrecognised(undated, "HCPCS file|a quarter")
         if not links:
-            yield error_item(
-                self.name,
-                self.landing_url,
-                "no HCPCS file links found on the landing page",
-                status=response.status,
-            )
+            yield self.no_links(response, "HCPCS file")
             return
         for url, release in links:
-            yield scrapy.Request(
-                url,
-                callback=self.parse_document,
-                errback=self.document_failed,
-                meta={"doc_url": url, "release": release, "filename": filename_of(url)},
-            )
-
-    def parse_document(self, response: Response) -> Iterator[DocumentItem]:
-        yield document_item(self.name, response)
-
-    def document_failed(self, failure: Failure) -> Iterator[DocumentItem]:
-        yield failure_item(self.name, failure)
-
-    def landing_failed(self, failure: Failure) -> Iterator[DocumentItem]:
-        yield failure_item(self.name, failure, url=self.landing_url, prefix="landing page: ")
+            yield self.document_request(url, {"release": release, "filename": filename_of(url)})

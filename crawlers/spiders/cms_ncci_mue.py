@@ -21,17 +21,15 @@ not the table and are skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import scrapy
 from scrapy.http import Response
-from twisted.python.failure import Failure
 
-from crawlers.pipelines import DocumentItem, document_item, error_item, failure_item, filename_of
-from crawlers.runner import CrawlContext
+from crawlers.pipelines import filename_of
+from crawlers.spiders._base import LandingPageSpider
 
 __all__ = [
     "LANDING_URL",
@@ -185,34 +183,16 @@ def mue_file_links(response: Response) -> tuple[list[tuple[str, str, str]], list
     return found, unknown
 
 
-class CmsNcciMueSpider(scrapy.Spider):
+class CmsNcciMueSpider(LandingPageSpider):
     name = "cms_ncci_mue"
     landing_url = LANDING_URL
-
-    def __init__(self, *args: Any, ctx: CrawlContext | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ctx = ctx if ctx is not None else CrawlContext(source=self.name)
-
-    async def start(self) -> AsyncIterator[Any]:
-        yield scrapy.Request(
-            self.landing_url, callback=self.parse, errback=self.landing_failed, dont_filter=True
-        )
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """The landing page: one request per MUE table zip (every setting, every quarter listed)."""
         links, unknown = mue_file_links(response)
-        for url in unknown:
-            self.logger.warning(
-                "%s: MUE table link without a setting or quarter (not fetched): %s", self.name, url
-            )
-            self.crawler.stats.inc_value(f"{self.name}/undated_link")
+        self.report_unrecognised(unknown, "MUE table|a setting or quarter")
         if not links:
-            yield error_item(
-                self.name,
-                self.landing_url,
-                "no MUE table links found on the landing page",
-                status=response.status,
-            )
+            yield self.no_links(response, "MUE table")
             return
         missing = set(MUE_SETTINGS) - {setting for _, setting, _ in links}
         for setting in sorted(missing):
@@ -220,18 +200,4 @@ class CmsNcciMueSpider(scrapy.Spider):
             self.logger.warning("%s: no %s MUE table linked on %s", self.name, setting, response.url)
             self.crawler.stats.inc_value(f"{self.name}/missing_setting")
         for url, setting, release in links:
-            yield scrapy.Request(
-                url,
-                callback=self.parse_document,
-                errback=self.document_failed,
-                meta={"doc_url": url, "release": release, "setting": setting, "filename": filename_of(url)},
-            )
-
-    def parse_document(self, response: Response) -> Iterator[DocumentItem]:
-        yield document_item(self.name, response)
-
-    def document_failed(self, failure: Failure) -> Iterator[DocumentItem]:
-        yield failure_item(self.name, failure)
-
-    def landing_failed(self, failure: Failure) -> Iterator[DocumentItem]:
-        yield failure_item(self.name, failure, url=self.landing_url, prefix="landing page: ")
+            yield self.document_request(url, {"release": release, "setting": setting, "filename": filename_of(url)})

@@ -36,7 +36,7 @@ conditional, so an unchanged file costs a 304.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any, TypedDict
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
@@ -47,7 +47,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawlers.pipelines import DocumentItem, document_item, error_item, failure_item
-from crawlers.runner import CrawlContext
+from crawlers.spiders._base import LandingPageSpider
 
 __all__ = [
     "LANDING_URL",
@@ -264,34 +264,16 @@ def accept_request(response: Response, **kwargs: Any) -> scrapy.Request | None:
     return None
 
 
-class CmsNcciPtpSpider(scrapy.Spider):
+class CmsNcciPtpSpider(LandingPageSpider):
     name = "cms_ncci_ptp"
     landing_url = LANDING_URL
-
-    def __init__(self, *args: Any, ctx: CrawlContext | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ctx = ctx if ctx is not None else CrawlContext(source=self.name)
-
-    async def start(self) -> AsyncIterator[Any]:
-        yield scrapy.Request(
-            self.landing_url, callback=self.parse, errback=self.landing_failed, dont_filter=True
-        )
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """The landing page: each edit file part, through its licence page where it has one."""
         links, unknown = ptp_file_links(response)
-        for url in unknown:
-            self.logger.warning(
-                "%s: PTP file link without a setting, quarter or part (not fetched): %s", self.name, url
-            )
-            self.crawler.stats.inc_value(f"{self.name}/undated_link")
+        self.report_unrecognised(unknown, "PTP file|a setting, quarter or part")
         if not links:
-            yield error_item(
-                self.name,
-                self.landing_url,
-                "no PTP edit file links found on the landing page",
-                status=response.status,
-            )
+            yield self.no_links(response, "PTP edit file")
             return
         for href, info in links:
             file_url = response.urljoin(info["file_path"])
@@ -310,9 +292,7 @@ class CmsNcciPtpSpider(scrapy.Spider):
                     href, callback=self.parse_gate, errback=self.gate_failed, meta=gate_meta, dont_filter=True
                 )
             else:
-                yield scrapy.Request(
-                    file_url, callback=self.parse_document, errback=self.document_failed, meta=meta
-                )
+                yield self.document_request(file_url, meta)
 
     def parse_gate(self, response: Response) -> Iterator[Any]:
         """The licence page: accept it, as a person would, and ask for the file."""
@@ -353,13 +333,7 @@ class CmsNcciPtpSpider(scrapy.Spider):
             return
         yield document_item(self.name, response)
 
-    def document_failed(self, failure: Failure) -> Iterator[DocumentItem]:
-        yield failure_item(self.name, failure)
-
     def gate_failed(self, failure: Failure) -> Iterator[DocumentItem]:
         request = getattr(failure, "request", None)
         file_url = request.meta.get("gate_for") if request is not None else None
         yield failure_item(self.name, failure, url=file_url, prefix="license gate: ")
-
-    def landing_failed(self, failure: Failure) -> Iterator[DocumentItem]:
-        yield failure_item(self.name, failure, url=self.landing_url, prefix="landing page: ")
