@@ -168,7 +168,7 @@ def _ptp_shas(db: sqlite_utils.Database, version: int, window: tuple[str, str]) 
         for r in db.execute(
             "SELECT DISTINCT artifact_sha256 FROM ptp_edits "
             "WHERE v_from <= :v AND (v_to IS NULL OR v_to > :v) "
-            "AND eff_start < :to AND (eff_end IS NULL OR eff_end > :from)",
+            "AND eff_start < :to AND (eff_end IS NULL OR (eff_end > :from AND eff_end > eff_start))",
             {"v": version, "from": window[0], "to": window[1]},
         )
     }

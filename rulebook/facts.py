@@ -269,7 +269,9 @@ def as_of(
     sql = f"SELECT * FROM [{kind.name}] WHERE v_from <= :v AND (v_to IS NULL OR v_to > :v)"
     p: dict[str, Any] = {"v": version, **(params or {})}
     if window is not None:
-        sql += " AND eff_start < :to AND (eff_end IS NULL OR eff_end > :from)"
+        # An empty interval (eff_end = eff_start: a PTP edit deleted retroactively, never in force)
+        # intersects no window, even when its date lies inside it.
+        sql += " AND eff_start < :to AND (eff_end IS NULL OR (eff_end > :from AND eff_end > eff_start))"
         p.update({"from": window[0], "to": window[1]})
     if where:
         sql += f" AND ({where})"
