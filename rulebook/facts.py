@@ -135,19 +135,23 @@ def _load_stated(
         return counts
     key_eq = _eq(kind.key, "c", "s")
     same = _eq(kind.compared + ("eff_start", "eff_end"), "c", "s")
-    newer = db.execute(
-        f"UPDATE temp.[{stage}] AS s SET _act = 'older' WHERE EXISTS (SELECT 1 FROM [{t}] c "
-        f"WHERE c.v_to IS NULL AND {key_eq} AND c.release > :release)",
+    # One index lookup per staged row decides its fate: older than the current fact, the same, or new.
+    db.execute(
+        f"UPDATE temp.[{stage}] AS s SET _act = (SELECT CASE WHEN c.release > :release THEN 'older' "
+        f"WHEN {same} THEN 'same' END FROM [{t}] c WHERE c.v_to IS NULL AND {key_eq})",
         params,
-    ).rowcount
-    counts.skip("older release than current fact", newer)
-    counts.unchanged = db.execute(
-        f"UPDATE temp.[{stage}] AS s SET _act = 'same' WHERE _act IS NULL AND EXISTS (SELECT 1 FROM [{t}] c "
-        f"WHERE c.v_to IS NULL AND {key_eq} AND {same})",
-        params,
-    ).rowcount
-    in_stage = f"EXISTS (SELECT 1 FROM temp.[{stage}] s WHERE s._act IS NULL AND {key_eq})"
-    counts.modified = _close_or_drop(db, kind, in_stage, params)
+    )
+    acts = dict(db.execute(f"SELECT _act, COUNT(*) FROM temp.[{stage}] GROUP BY _act").fetchall())
+    counts.skip("older release than current fact", acts.get("older", 0))
+    counts.unchanged = acts.get("same", 0)
+    # The current rows the release replaces, found from the stage side through the current-row
+    # index (a scan of every current row would cost seconds at 2.6 M PTP edits).
+    db.execute("DROP TABLE IF EXISTS temp.replaced_ids")
+    db.execute(
+        f"CREATE TEMP TABLE replaced_ids AS SELECT c.id FROM temp.[{stage}] s JOIN [{t}] c "
+        f"ON c.v_to IS NULL AND {key_eq} WHERE s._act IS NULL"
+    )
+    counts.modified = _close_or_drop(db, kind, "c.id IN (SELECT id FROM temp.replaced_ids)", params)
     if kind.absent == "close":
         gone = (
             f"c.release <= :release AND {_partition(kind, 'c', stage)} AND NOT EXISTS "
