@@ -22,6 +22,7 @@ import sqlite_utils
 
 from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors
 from parsers.errors import CompileArgumentError, CompileError, PackError
+from rulebook import review
 from rulebook import versions as vers
 from rulebook.facts import as_of
 from rulebook.kinds import HCPCS_CODES, PTP_EDITS, UNIT_LIMITS
@@ -248,21 +249,24 @@ class CompileResult:
     version: int
     out_dir: Path
     manifest: dict[str, Any]
+    review_state: str = "none"  # of the facts compiled (rulebook.review.effective_state)
 
 
 def default_version(db: sqlite_utils.Database) -> int:
-    """The newest committed version that was not rejected."""
-    rows = list(
-        db.query(
-            "SELECT id FROM versions WHERE status = 'committed' AND review_state != 'rejected' "
-            "ORDER BY id DESC LIMIT 1"
-        )
-    )
-    if not rows:
+    """The newest committed version whose facts passed review: approved, or with no substantive
+    change since an approved version (``rulebook.review.effective_state``). Pending and rejected
+    versions are never picked by default."""
+    if vers.latest_committed(db) is None:
         raise CompileError(
             "nothing to compile: the rulebook has no committed version (run `policysync sync`)"
         )
-    return int(rows[0]["id"])
+    found = review.compilable_default(db)
+    if found is None:
+        raise CompileError(
+            f"nothing to compile: no approved version (pending review: {review.pending_count(db)}; "
+            "see `policysync review approve`)"
+        )
+    return found
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -288,8 +292,13 @@ def compile_packs(
     v = vers.get_version(db, version)
     if v.status != "committed":
         raise CompileError(f"version {version} is {v.status}, not committed: its facts cannot be compiled")
+    state = review.effective_state(db, version)
     if v.review_state == "rejected":
         raise CompileError(f"version {version} was rejected in review: its facts never reach a pack")
+    if state == "rejected":
+        raise CompileError(
+            f"version {version} carries the facts of a version rejected in review: they never reach a pack"
+        )
     base = f"{scope.replace(':', '-')}_{window[0]}_{window[1]}"
     sections: dict[str, Any] = {"codes": code_rules(db, version, window)}
     if scope.startswith("medicare"):
@@ -346,7 +355,7 @@ def compile_packs(
         raise CompileError(f"manifest fails its schema: {problems[0]}")
     _write_atomic(out_dir / fname, body)
     _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
-    return CompileResult(version, out_dir, manifest)
+    return CompileResult(version, out_dir, manifest, state)
 
 
 def read_packs(pack_dir: Path) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from policysync import pipeline
 from policysync.config import init_home, resolve_home
 from policysync.mirror import HCPCS_RELEASES, MirrorServer
 from policysync.report import render_sync_report
+from rulebook import review
+from rulebook import versions as vers
 from rulebook.db import open_rulebook
 from rulebook.diff import diff_versions, render_markdown
 
@@ -43,7 +45,17 @@ def run_demo(home_dir: Path, data_dir: Path, echo: Callable[[str], None] = print
     report = home.reports / f"diff-{r1.version}-{r2.version}.md"
     report.write_text(render_markdown(cs), encoding="utf-8")
     echo(f"   full change set: {report}")
-    echo("4. packs")
+    echo("4. review: a compliance reviewer approves the pending versions before anything is compiled")
+    for v in (r1.version, r2.version):
+        if vers.get_version(db, v).review_state == "pending_review":
+            entry = review.decide(
+                db, v, action="approve", actor="demo", note="demo: recorded CMS files", now=pipeline.utcnow()
+            )
+            echo(
+                f"   policysync review approve {v} --by demo --note '{entry.note}': "
+                f"{entry.previous_state} -> {entry.new_state} (audit #{entry.id})"
+            )
+    echo("5. packs")
     for start, end in (("2020-07-01", "2020-10-01"), ("2026-07-01", "2026-10-01")):
         out = home.packs / f"medicare_{start}_{end}"
         res = compile_packs(db, start=start, end=end, scope="medicare", out_dir=out)

@@ -182,6 +182,35 @@ def m004_ptp_edits(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m005_audit_log(db: sqlite_utils.Database) -> None:
+    """Review decisions (rulebook/review.py). Append-only: triggers refuse UPDATE and DELETE."""
+    db["audit_log"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "at": str,  # ISO UTC, passed in by the caller (time is an input)
+            "actor": str,
+            "action": str,  # "approve" | "reject"
+            "version_id": int,
+            "note": str,
+            "previous_state": str,
+            "new_state": str,
+            "forced": int,  # 1 when --force overrode an earlier decision
+        },
+        pk="id",
+        not_null={"at", "actor", "action", "version_id", "note", "previous_state", "new_state"},
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    db.execute(
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be updated'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be deleted'); END"
+    )
+
+
 def open_rulebook(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the rulebook at ``path`` and apply pending migrations."""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,12 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"recorded data not found at {path} (set POLICYSYNC_SHARED_DATA)")
     return path
+
+
+def approve_pending(db: Any, now: str = "2026-06-01T00:00:00Z") -> None:
+    """Approve every committed version pending review, as a reviewer would before compiling:
+    ``compile`` without ``--version`` uses only approved versions (rulebook/review.py)."""
+    from rulebook import review
+
+    for row in list(db.query("SELECT id FROM versions WHERE status = 'committed' AND review_state = 'pending_review'")):
+        review.decide(db, row["id"], action="approve", actor="test", note="approved by the test suite", now=now)

@@ -90,8 +90,16 @@ def test_flow_through_the_cli(tmp_path: Path, shared_data: Path) -> None:
     assert err == "error: diff: the first version must be older than the second (got 2 and 1)\n"
 
     out_dir = tmp_path / "packs"
+    code, _, err = run(home, "compile", "--from", "2020-07-01", "--to", "2020-10-01", "-o", str(out_dir))
+    assert code == 3
+    assert err == (
+        "error: nothing to compile: no approved version (pending review: 1; see `policysync review approve`)\n"
+    )
+    code, out, _ = run(home, "review", "approve", "1", "--by", "tester", "--note", "July and October 2020 checked")
+    assert code == 0 and out.startswith("version 1: pending_review -> approved by tester at ")
     code, out, _ = run(home, "compile", "--from", "2020-07-01", "--to", "2020-10-01", "-o", str(out_dir))
-    assert code == 0 and out.startswith("compiled from rulebook version 2\n")
+    assert code == 0
+    assert out.startswith("compiled from rulebook version 2 (no substantive change since approved version 1)\n")
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert manifest["packs"][0]["file"] == "medicare_2020-07-01_2020-10-01.json"
 

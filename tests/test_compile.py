@@ -20,6 +20,7 @@ from policysync.config import init_home, resolve_home
 from policysync.mirror import MirrorServer
 from policysync.pipeline import sync
 from rulebook.db import open_rulebook
+from tests.conftest import approve_pending
 
 Q3_2020 = ("2020-07-01", "2020-10-01")
 
@@ -33,6 +34,7 @@ def db(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         report = sync(home, sources=["cms_hcpcs"], mirror=mirror.url)
     assert report.exit_code == 0, report.to_json()
     rulebook = open_rulebook(home.db_path)
+    approve_pending(rulebook)
     yield rulebook
     rulebook.close()
 

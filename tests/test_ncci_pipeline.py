@@ -45,7 +45,7 @@ from policysync.pipeline import SyncReport, sync
 from rulebook import facts
 from rulebook.db import open_rulebook
 from rulebook.diff import ChangeSet, diff_versions
-from tests.conftest import REPO
+from tests.conftest import REPO, approve_pending
 
 SOURCES = ["cms_ncci_mue", "cms_ncci_ptp"]
 MUE_FILE, PTP_FILE = NCCI_FILES
@@ -181,6 +181,8 @@ def source(report: SyncReport, name: str) -> Any:
 def compile_dir(home: Home, out: Path, window: tuple[str, str], version: int | None = None) -> dict[str, Any]:
     """Compile a medicare pack for ``window``; returns the pack (read back from disk)."""
     with rulebook(home) as db:
+        if version is None:
+            approve_pending(db)
         result = compile_packs(db, start=window[0], end=window[1], scope="medicare", out_dir=out, version=version)
     (entry,) = result.manifest["packs"]
     return json.loads((out / entry["file"]).read_bytes())  # type: ignore[no-any-return]

@@ -35,6 +35,7 @@ from policysync.config import init_home, resolve_home
 from policysync.mirror import HCPCS_RELEASES, MirrorServer, hcpcs_release_zip
 from policysync.pipeline import sync
 from rulebook.db import open_rulebook
+from tests.conftest import approve_pending
 
 Q3_2020 = ("2020-07-01", "2020-10-01")
 Q1_2019 = ("2019-01-01", "2019-04-01")
@@ -192,6 +193,7 @@ def _synced_home(data_dir: Path, root: Path, releases: tuple[str, ...]) -> Path:
 def _compile(db_path: Path, window: tuple[str, str], out: Path) -> tuple[dict[str, Any], bytes]:
     db = open_rulebook(db_path)
     try:
+        approve_pending(db)
         result = compile_packs(db, start=window[0], end=window[1], scope="medicare", out_dir=out)
     finally:
         db.close()

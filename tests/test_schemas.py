@@ -27,7 +27,7 @@ from rulebook import versions as vers
 from rulebook.db import open_rulebook
 from rulebook.facts import load_release
 from rulebook.kinds import KINDS_BY_SOURCE
-from tests.conftest import REPO, shared_data_dir
+from tests.conftest import REPO, approve_pending, shared_data_dir
 
 EXAMPLES_DIR = REPO / "compiler" / "schemas" / "examples"
 SCHEMAS = ("pack", "manifest")
@@ -336,6 +336,7 @@ def compiled(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("packs")
     db = open_rulebook(home.db_path)
     try:
+        approve_pending(db)
         compile_packs(db, start="2020-07-01", end="2020-10-01", scope="medicare", out_dir=out)
     finally:
         db.close()

@@ -55,6 +55,7 @@ from policysync.cli import compile as _compile  # noqa: E402,F401  (registers co
 from policysync.cli import demo as _demo  # noqa: E402,F401
 from policysync.cli import diff as _diff  # noqa: E402,F401
 from policysync.cli import home as _home  # noqa: E402,F401
+from policysync.cli import review as _review  # noqa: E402,F401
 from policysync.cli import sync as _sync  # noqa: E402,F401
 
 

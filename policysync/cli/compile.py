@@ -6,11 +6,23 @@ import json
 from pathlib import Path
 
 import click
+import sqlite_utils
 
 from compiler.packs import compile_packs
 from policysync.cli import cli
 from policysync.config import resolve_home
+from rulebook import review
 from rulebook.db import open_rulebook
+
+
+def _why(version: int, db: sqlite_utils.Database) -> str:
+    """Why the default picked ``version``: approved itself, or unchanged since an approved one."""
+    base = review.deciding_version(db, version)
+    if base == version:
+        return "the newest approved version"
+    if base is None:
+        return "no substantive facts to review"
+    return f"no substantive change since approved version {base}"
 
 
 @cli.command(name="compile")
@@ -23,7 +35,10 @@ from rulebook.db import open_rulebook
     help="medicare, medicare:<jurisdiction> (medicare:JK), medicare:<state> (medicare:NY), payer:<id>.",
 )
 @click.option(
-    "--version", "version", type=int, help="Rulebook version (default: newest committed, not rejected)."
+    "--version",
+    "version",
+    type=int,
+    help="Rulebook version (default: newest approved; a pending one compiles with a warning, a rejected one never).",
 )
 @click.option("-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
@@ -40,10 +55,16 @@ def compile_cmd(
     home = resolve_home(obj["home"]).require()
     db = open_rulebook(home.db_path)
     res = compile_packs(db, start=start, end=end, scope=scope, out_dir=Path(out_dir), version=version)
+    if res.review_state == "pending_review":
+        click.echo(
+            f"warning: version {res.version} is pending review, not approved: compiled only because --version "
+            "was given (see `policysync review approve`)",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(res.manifest, indent=2, sort_keys=True))
         return
-    click.echo(f"compiled from rulebook version {res.version}")
+    click.echo(f"compiled from rulebook version {res.version}" + ("" if version else f" ({_why(res.version, db)})"))
     for p in res.manifest["packs"]:
         counts = ", ".join(f"{n} {k}" for k, n in p["sections"].items())
         click.echo(
