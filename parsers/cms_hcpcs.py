@@ -71,7 +71,7 @@ from typing import Any
 import python_calamine
 
 from parsers.archive import looks_like_html, open_zip, read_member, safe_members
-from parsers.errors import LayoutChanged, ParseError
+from parsers.errors import LayoutChanged, ParseError, with_context
 from parsers.records import HcpcsRecord, SourceMeta
 from parsers.units import billing_unit, carries_billing_unit
 
@@ -109,13 +109,7 @@ _DATE = re.compile(r"\d{8}")
 
 def parse(body: bytes, meta: SourceMeta) -> Iterator[HcpcsRecord]:
     """Yield one :class:`HcpcsRecord` per code or modifier in a CMS HCPCS zip, xlsx or csv."""
-    try:
-        yield from _parse(body, meta)
-    except ParseError as err:
-        # Raised deep down where only the file name is at hand; the caller needs source and URL too.
-        err.source = err.source or meta.source
-        err.url = err.url or meta.url
-        raise
+    return with_context(_parse(body, meta), meta.source, meta.url)
 
 
 def _parse(body: bytes, meta: SourceMeta) -> Iterator[HcpcsRecord]:

@@ -68,7 +68,7 @@ from typing import Any
 import python_calamine
 
 from parsers.archive import looks_like_html, open_zip, read_member, safe_members
-from parsers.errors import LayoutChanged, ParseError
+from parsers.errors import LayoutChanged, ParseError, with_context
 from parsers.records import SourceMeta, UnitLimitRecord
 
 __all__ = ["MAI_LABELS", "VALUE_COLUMNS", "parse", "table_name"]
@@ -139,13 +139,7 @@ def table_name(name: str) -> TableName | None:
 
 def parse(body: bytes, meta: SourceMeta) -> Iterator[UnitLimitRecord]:
     """Yield one :class:`UnitLimitRecord` per code of a CMS MUE table (zip, csv or xlsx)."""
-    try:
-        yield from _parse(body, meta)
-    except ParseError as err:
-        # Raised where only the file name is at hand; the caller needs source and URL too.
-        err.source = err.source or meta.source
-        err.url = err.url or meta.url
-        raise
+    return with_context(_parse(body, meta), meta.source, meta.url)
 
 
 def _parse(body: bytes, meta: SourceMeta) -> Iterator[UnitLimitRecord]:

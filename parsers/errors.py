@@ -6,6 +6,11 @@ application re-exports it as ``policysync.errors``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class PolicySyncError(Exception):
     """Root of every error policysync reports. ``str(err)`` is the one line the CLI prints."""
@@ -64,3 +69,14 @@ class CompileArgumentError(CompileError, UsageError):
 
 class PackError(PolicySyncError):
     """A rule pack on disk is unusable: bad checksum, unsupported schema version, wrong window."""
+
+
+def with_context(records: Iterator[T], source: str, url: str) -> Iterator[T]:
+    """Pass ``records`` through, filling in the source id and URL of any ParseError raised deep down
+    where only the file name is at hand."""
+    try:
+        yield from records
+    except ParseError as err:
+        err.source = err.source or source
+        err.url = err.url or url
+        raise
