@@ -225,9 +225,15 @@ def _load_artifact(
                 raise ParseError(
                     f"{meta.filename}: no records in the document (a source that yields nothing is an error)"
                 )
-    except PolicySyncError as exc:
-        db.table("artifacts").update(art["sha256"], {"parse_status": "failed", "parse_error": str(exc)})
-        rep.errors.append(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad document must not abort the other sources
+        if isinstance(exc, PolicySyncError):
+            message = str(exc)
+        else:
+            # Not a refusal the parser chose: a bug, or a malformation nobody anticipated. Still one
+            # line, still only this document rolled back.
+            message = f"{meta.filename}: unexpected {type(exc).__name__} while parsing: {exc}"
+        db.table("artifacts").update(art["sha256"], {"parse_status": "failed", "parse_error": message})
+        rep.errors.append(message)
         return
     db.table("artifacts").update(
         art["sha256"],

@@ -315,3 +315,36 @@ def test_a_sync_where_one_document_fails_commits_the_others_and_exits_1(shared_d
     ok(rest)
     assert rest.sources[0].documents_parsed == 1 and rest.changes["added"] == 38  # October's
     assert state(home)["current"] == ROWS["2020-10"]
+
+
+def test_a_parser_crash_fails_only_its_document(
+    shared_data: Path, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception no parser chose to raise (a bug) is one line in the report, rolls back only its
+    document, and leaves the other sources of the same sync committed."""
+    import policysync.pipeline as pipeline
+
+    real = pipeline.parser_for
+
+    def crashing(source: str) -> Any:
+        if source != "cms_ncci_mue":
+            return real(source)
+
+        def parse(body: bytes, meta: Any) -> Any:
+            yield from real(source)(body, meta)
+            raise KeyError("boom")
+
+        return parse
+
+    monkeypatch.setattr(pipeline, "parser_for", crashing)
+    with MirrorServer(shared_data, releases=["2020-07"]) as mirror:
+        report = sync(home, sources=["cms_hcpcs", "cms_ncci_mue"], mirror=mirror.url)
+    assert (report.exit_code, report.status) == (1, "committed")
+    hcpcs, mue = report.sources
+    assert hcpcs.outcome == "changed" and hcpcs.added == ROWS["2020-07"]
+    assert mue.outcome == "failed" and mue.added == 0
+    assert mue.errors == [
+        "medicare-ncci-2026-q3-practitioner-services-mue-table.zip: unexpected KeyError while parsing: 'boom'"
+    ]
+    for db in _db(home):
+        assert db.execute("SELECT COUNT(*) FROM unit_limits").fetchone()[0] == 0
