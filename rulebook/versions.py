@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -145,3 +146,34 @@ def artifact_for_url(db: sqlite_utils.Database, source: str, url: str) -> dict[s
         )
     )
     return rows[0] if rows else None
+
+
+def source_status(db: sqlite_utils.Database, cadences: dict[str, int], now: datetime) -> list[dict[str, Any]]:
+    """Per configured source: the outcome of its last run, its last successful fetch, and whether it
+    is stale — no successful fetch (200 or 304) within 1.5 x its cadence of ``now``."""
+    out = []
+    for source, cadence in cadences.items():
+        last_ok = db.execute(
+            "SELECT MAX(fetched_at) FROM fetches WHERE source = ? AND outcome IN ('fetched', 'not_modified')",
+            [source],
+        ).fetchone()[0]
+        last_run = db.execute(
+            "SELECT version_id, outcome, error FROM source_runs WHERE source = ? ORDER BY version_id DESC LIMIT 1",
+            [source],
+        ).fetchone()
+        stale = True
+        if last_ok:
+            fetched = datetime.strptime(last_ok, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            stale = now - fetched > timedelta(days=1.5 * cadence)
+        out.append(
+            {
+                "source": source,
+                "cadence_days": cadence,
+                "last_successful_fetch": last_ok,
+                "stale": stale,
+                "last_version": last_run[0] if last_run else None,
+                "last_outcome": last_run[1] if last_run else None,
+                "last_error": (last_run[2] or "").split("\n")[0] or None if last_run else None,
+            }
+        )
+    return out

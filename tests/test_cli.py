@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -12,6 +13,8 @@ from click.testing import CliRunner
 
 from policysync.cli import cli
 from policysync.mirror import MirrorServer
+from rulebook.db import open_rulebook
+from rulebook.versions import source_status
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,9 +77,22 @@ def test_flow_through_the_cli(tmp_path: Path, shared_data: Path) -> None:
         assert "no changes" in out and "2 not modified" in out
 
     code, out, _ = run(home, "versions", "--json")
-    vs = json.loads(out)
+    listing = json.loads(out)
+    vs = listing["versions"]
     assert [v["status"] for v in vs] == ["committed", "committed"]
     assert vs[0]["sources"] == {"cms_hcpcs": "changed"} and vs[1]["sources"] == {"cms_hcpcs": "unchanged"}
+    status = {s["source"]: s for s in listing["sources"]}
+    assert status["cms_hcpcs"]["stale"] is False and status["cms_hcpcs"]["last_outcome"] == "unchanged"
+    # Never fetched: stale from the start, and said so.
+    assert status["cms_ncci_mue"]["stale"] is True and status["cms_ncci_mue"]["last_successful_fetch"] is None
+    code, out, _ = run(home, "versions")
+    assert "  cms_ncci_ptp: STALE (last successful fetch never; cadence 91 days)" in out.splitlines()
+    # Stale means no successful fetch within 1.5 x the cadence (91 days -> 136.5 days), as of `now`.
+    fetched = datetime.strptime(status["cms_hcpcs"]["last_successful_fetch"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    db = open_rulebook(home / "rulebook.db")
+    for days, stale in ((136, False), (137, True)):
+        (row,) = source_status(db, {"cms_hcpcs": 91}, fetched + timedelta(days=days))
+        assert row["stale"] is stale
 
     code, out, _ = run(home, "diff", "0", "1", "--json")
     cs = json.loads(out)

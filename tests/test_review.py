@@ -54,7 +54,7 @@ def home(synced: Path, tmp_path: Path) -> Path:
 def states(home: Path) -> list[str]:
     code, out, _ = run(home, "versions", "--json")
     assert code == 0
-    return [v["review_state"] for v in json.loads(out)]
+    return [v["review_state"] for v in json.loads(out)["versions"]]
 
 
 def test_substantive_versions_start_pending_and_compile_waits(home: Path, tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import click
 
 from policysync.cli import cli
-from policysync.config import init_home, resolve_home
+from policysync.config import init_home, load_sources, resolve_home
 from rulebook import versions as vers
 from rulebook.db import open_rulebook
 from rulebook.verify import verify_rulebook
@@ -43,35 +44,43 @@ def versions(obj: dict[str, str], as_json: bool) -> None:
     home = resolve_home(obj["home"]).require()
     db = open_rulebook(home.db_path)
     rows = vers.list_versions(db)
+    cadences = {sid: cfg.cadence_days for sid, cfg in load_sources(home).items() if cfg.enabled}
+    sources = vers.source_status(db, cadences, datetime.now(UTC))
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": v.id,
-                        "kind": v.kind,
-                        "status": v.status,
-                        "review_state": v.review_state,
-                        "started_at": v.started_at,
-                        "finished_at": v.finished_at,
-                        "sources": {s["source"]: s["outcome"] for s in v.summary.get("sources", [])},
-                        "changes": v.summary.get("changes", {}),
-                    }
-                    for v in rows
-                ],
-                indent=2,
-            )
-        )
+        listed = [
+            {
+                "id": v.id,
+                "kind": v.kind,
+                "status": v.status,
+                "review_state": v.review_state,
+                "started_at": v.started_at,
+                "finished_at": v.finished_at,
+                "sources": {s["source"]: s["outcome"] for s in v.summary.get("sources", [])},
+                "changes": v.summary.get("changes", {}),
+            }
+            for v in rows
+        ]
+        click.echo(json.dumps({"versions": listed, "sources": sources}, indent=2))
         return
     if not rows:
         click.echo("no versions yet (run `policysync sync`)")
-        return
-    click.echo(f"{'ver':>4}  {'kind':<8} {'status':<10} {'review':<15} {'finished':<21} sources")
+    else:
+        click.echo(f"{'ver':>4}  {'kind':<8} {'status':<10} {'review':<15} {'finished':<21} sources")
     for v in rows:
         srcs = ", ".join(f"{s['source']}={s['outcome']}" for s in v.summary.get("sources", []))
         click.echo(
             f"{v.id:>4}  {v.kind:<8} {v.status:<10} {v.review_state:<15} {v.finished_at or '-':<21} {srcs}"
         )
+    click.echo("sources:")
+    for s in sources:
+        flag = "STALE" if s["stale"] else "ok"
+        last = s["last_successful_fetch"] or "never"
+        line = f"  {s['source']}: {flag} (last successful fetch {last}; cadence {s['cadence_days']} days)"
+        if s["last_outcome"]:
+            line += f"; last run: {s['last_outcome']} in version {s['last_version']}"
+        if s["last_error"]:
+            line += f": {s['last_error']}"
+        click.echo(line)
 
 
 @cli.command()
