@@ -56,7 +56,7 @@ class SourceReport:
     modified: int = 0
     counted: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # crawl + parse + load of this source; the shared commit is not included
 
 
 @dataclass
