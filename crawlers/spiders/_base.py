@@ -18,6 +18,16 @@ from crawlers.pipelines import DocumentItem, document_item, error_item, failure_
 from crawlers.runner import CrawlContext
 
 
+def page_links(response: Response) -> Iterator[tuple[str, str]]:
+    """Every followable ``<a href>`` of a page as ``(href, link text with whitespace collapsed)``, in
+    page order; fragments, mailto: and javascript: links are left out."""
+    for a in response.css("a[href]"):
+        href = (a.attrib.get("href") or "").strip()
+        if not href or href.startswith(("#", "mailto:", "javascript:")):
+            continue
+        yield href, " ".join(" ".join(a.css("::text").getall()).split())
+
+
 class LandingPageSpider(scrapy.Spider):
     landing_url: str = ""
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from scrapy.http import Response
 
 from crawlers.pipelines import filename_of
-from crawlers.spiders._base import LandingPageSpider
+from crawlers.spiders._base import LandingPageSpider, page_links
 
 __all__ = [
     "LANDING_URL",
@@ -165,11 +165,7 @@ def mue_file_links(response: Response) -> tuple[list[tuple[str, str, str]], list
     found: list[tuple[str, str, str]] = []
     unknown: list[str] = []
     seen: set[str] = set()
-    for a in response.css("a[href]"):
-        href = (a.attrib.get("href") or "").strip()
-        text = " ".join(" ".join(a.css("::text").getall()).split())
-        if not href or href.startswith(("#", "mailto:", "javascript:")):
-            continue
+    for href, text in page_links(response):
         url = response.urljoin(href)
         if url in seen:
             continue

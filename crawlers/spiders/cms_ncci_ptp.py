@@ -47,7 +47,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawlers.pipelines import DocumentItem, document_item, error_item, failure_item
-from crawlers.spiders._base import LandingPageSpider
+from crawlers.spiders._base import LandingPageSpider, page_links
 
 __all__ = [
     "LANDING_URL",
@@ -188,11 +188,7 @@ def ptp_file_links(response: Response) -> tuple[list[tuple[str, PtpLink]], list[
     found: list[tuple[str, PtpLink]] = []
     unknown: list[str] = []
     seen: set[str] = set()
-    for a in response.css("a[href]"):
-        href = (a.attrib.get("href") or "").strip()
-        text = " ".join(" ".join(a.css("::text").getall()).split())
-        if not href or href.startswith(("#", "mailto:", "javascript:")):
-            continue
+    for href, text in page_links(response):
         info = ptp_link_info(href, text)
         if info is not None:
             file_url = response.urljoin(info["file_path"])
