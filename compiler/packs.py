@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from compiler import coverage_sections, drug_sections, payer_sections
 from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors
 from parsers.errors import CompileArgumentError, CompileError, PackError
 from rulebook import review
@@ -304,9 +305,25 @@ def compile_packs(
     if scope.startswith("medicare"):
         # NCCI edits are national Medicare rules: every Medicare scope carries them.
         sections["unit_limits"] = unit_limit_rules(db, version, window)
+        # ASP payment limits and the NDC crosswalk are national Medicare Part B facts too.
+        sections["prices"] = drug_sections.price_rules(db, version, window)
+        sections["ndc_map"] = drug_sections.ndc_rules(db, version, window)
+    if scope.startswith("medicare:"):
+        # LCD/article coverage is regional: jurisdiction and state packs carry it (compiler/coverage_sections.py).
+        sections["coverage"] = coverage_sections.medicare_coverage(db, version, window, scope)
+    if scope.startswith("payer:"):
+        # Commercial payer policies: coverage (Medicare's shape), prior auth, unit limits (compiler/payer_sections.py).
+        sections.update(payer_sections.payer_sections(db, version, window, scope.partition(":")[2]))
     shas = {rule["provenance"]["sha256"] for rules in sections.values() for rule in rules}
     ptp_shas = _ptp_shas(db, version, window) if scope.startswith("medicare") else set()
     sources = _sources(db, shas | ptp_shas)
+    if scope.startswith("medicare"):
+        # The drug billing rules (JW/JZ, units) come from a file kept with the compiler, not a fetch.
+        sections["modifiers"], rules_source = drug_sections.modifier_rules(window)
+        if sections["modifiers"]:
+            sources = sorted(
+                [*sources, rules_source], key=lambda s: (s["source"], s["release"] or "", s["url"], s["sha256"])
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     if ptp_shas:
         index = {s["sha256"]: i for i, s in enumerate(sources)}

@@ -15,9 +15,10 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadFailedError, DownloadTimeoutError, IgnoreRequest, ResponseDataLossError
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.response import response_status_message
+from twisted.internet.error import ConnectionLost
 
 from crawlers.runner import FetchOutcome
 from rulebook.blobs import sha256_hex
@@ -131,7 +132,19 @@ def describe_failure(failure: Failure) -> tuple[int | None, str]:
         message = str(exc)
         if message == "Forbidden by robots.txt":
             return None, "disallowed by robots.txt"
+        if message == "max redirections reached" and request is not None:
+            hops = request.meta.get("redirect_times", "too many")
+            return None, f"redirect loop: still redirected after {hops} redirects (REDIRECT_MAX_TIMES)"
         return None, message or f"request ignored ({type(exc).__name__})"
+    # Scrapy's download errors name the mirror URL and Twisted's failure reprs: say what happened.
+    if isinstance(exc, DownloadTimeoutError):
+        limit = request.meta.get("download_timeout") if request is not None else None
+        within = f" within {limit:g} s" if isinstance(limit, int | float) else ""
+        return None, f"timed out: no complete response{within} (DOWNLOAD_TIMEOUT){after}"
+    if isinstance(exc, ResponseDataLossError):
+        return None, f"connection closed before the whole body was received (shorter than its Content-Length){after}"
+    if isinstance(exc, DownloadFailedError) and "ConnectionLost" in str(exc) or isinstance(exc, ConnectionLost):
+        return None, f"connection reset or lost before a complete response{after}"
     name = type(exc).__name__
     text = str(exc).strip()
     return None, f"{name}: {text}{after}" if text else f"{name}{after}"

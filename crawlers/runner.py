@@ -23,7 +23,7 @@ from scrapy.utils.reactor import is_asyncio_reactor_installed, is_reactor_instal
 from parsers.errors import UsageError
 from rulebook.blobs import BlobStore
 
-__all__ = ["CrawlContext", "FetchOutcome", "Known", "build_settings", "run_crawl"]
+__all__ = ["CrawlContext", "FetchOutcome", "Known", "build_settings", "run_crawl", "stop_crawls"]
 
 OUTCOMES = ("fetched", "not_modified", "error")
 
@@ -156,6 +156,29 @@ class _Reactor:
 
 
 _REACTOR = _Reactor()
+# The crawls under way (touched only in the reactor thread), so that SIGTERM can stop them.
+_RUNNING: set[CrawlerRunner] = set()
+
+
+def stop_crawls(timeout: float = 10.0) -> None:
+    """Stop every crawl under way in this process and wait (at most ``timeout`` s) until they have
+    closed: spiders closed, downloads in flight abandoned. A sync stopped by SIGTERM calls it, so the
+    process exits without Twisted or asyncio complaining about work it left pending."""
+    if not is_reactor_installed():
+        return
+    reactor = _installed_reactor()
+    if not reactor.running:
+        return
+    from twisted.internet import defer
+
+    closed = threading.Event()
+
+    def stop() -> None:
+        stopping = [runner.stop() for runner in list(_RUNNING)]
+        defer.DeferredList(stopping, consumeErrors=True).addBoth(lambda _: closed.set())
+
+    reactor.callFromThread(stop)
+    closed.wait(timeout)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -176,6 +199,7 @@ def run_crawl(
     known: dict[str, Known] | None = None,
     settings: dict[str, Any] | None = None,
     spider_kwargs: dict[str, Any] | None = None,
+    spider: str | None = None,
 ) -> list[FetchOutcome]:
     """Crawl ``source_id`` and return one outcome per document request, in the order they ended.
 
@@ -189,11 +213,19 @@ def run_crawl(
 
     from crawlers.spiders import SPIDERS
 
-    spidercls = SPIDERS.get(source_id)
+    # A shared spider (``spider="payer"``) crawls many configured sources; it gets the source id as
+    # its name through ``spider_kwargs``, so outcomes and artifacts carry the source id.
+    spidercls = SPIDERS.get(spider or source_id)
     if spidercls is None:
         raise UsageError(f"unknown source {source_id!r}: no spider (known: {', '.join(sorted(SPIDERS))})")
     ctx = CrawlContext(source=source_id, blobs=blobs, known=dict(known or {}))
     crawl_settings = build_settings(mirror, settings)
+    hosts_of = getattr(spidercls, "allowed_hosts", None)
+    if hosts_of is not None:
+        # A config-driven spider (payer sources) takes its source's allow-list from the config entry.
+        lists = dict(crawl_settings.getdict("ALLOWED_DOMAINS"))
+        lists.setdefault(source_id, hosts_of(spider_kwargs or {}))
+        crawl_settings.set("ALLOWED_DOMAINS", lists, priority="cmdline")
     _configure_logging(crawl_settings)
     reactor = _REACTOR.get()
     if not is_asyncio_reactor_installed():
@@ -201,7 +233,11 @@ def run_crawl(
         crawl_settings.set("TWISTED_REACTOR", None, priority="cmdline")
 
     def start() -> Any:
-        return CrawlerRunner(crawl_settings).crawl(spidercls, ctx=ctx, **(spider_kwargs or {}))
+        runner = CrawlerRunner(crawl_settings)
+        _RUNNING.add(runner)
+        done = runner.crawl(spidercls, ctx=ctx, **(spider_kwargs or {}))
+        done.addBoth(lambda result: (_RUNNING.discard(runner), result)[1])
+        return done
 
     blockingCallFromThread(reactor, start)
     return list(ctx.outcomes)

@@ -76,21 +76,22 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import PurePosixPath
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from parsers.archive import looks_like_html, open_zip, safe_members
 from parsers.errors import LayoutChanged, ParseError
 from parsers.records import PtpRecord, SourceMeta
 
-__all__ = ["HEADER", "PREFIXES", "PtpFileName", "file_name", "parse"]
+__all__ = ["HEADER", "PREFIXES", "PtpChunk", "PtpFileName", "file_name", "parse", "parse_chunks"]
 
 #: File-name prefix -> setting.
 PREFIXES = {"ccipra": "practitioner", "ccioph": "outpatient_hospital"}
@@ -121,6 +122,9 @@ _DATA_START = re.compile(r"[A-Za-z0-9]{5}\t")
 _CODE = re.compile(r"[A-Z0-9]{5}")
 _MODIFIER_INDICATORS = {"0": 0, "1": 1, "9": 9}
 _ONE_DAY = timedelta(days=1)
+_T = TypeVar("_T")
+#: A row reader: (first data line, the rest of the text, its line number, member, names, meta) -> items.
+_Reader = Callable[[str, IO[str], int, str, "PtpFileName", SourceMeta], Iterator[_T]]
 
 
 @dataclass(frozen=True)
@@ -160,11 +164,23 @@ def file_name(name: str) -> PtpFileName | None:
 def parse(body: bytes, meta: SourceMeta) -> Iterator[PtpRecord]:
     """Yield one :class:`PtpRecord` per edit row of a CMS PTP zip or txt, streaming."""
     # One generator between the caller and the row loop: each level of ``yield from`` costs per row.
+    yield from _open(body, meta, _rows)
+
+
+def parse_chunks(body: bytes, meta: SourceMeta) -> Iterator[PtpChunk]:
+    """The same rows as :func:`parse`, checked the same way (same errors, same ``meta.counts``), as
+    :class:`PtpChunk` batches of raw lines that SQLite turns into ``ptp_edits`` rows itself
+    (``rulebook.facts.load_chunks``). No record object is built per row: the loader's hot path."""
+    yield from _open(body, meta, _chunks)
+
+
+def _open(body: bytes, meta: SourceMeta, reader: _Reader[_T]) -> Iterator[_T]:
+    """Open the zip's member (or the bare txt), check the names, and run ``reader`` over its lines."""
     name = meta.filename
     member = PurePosixPath(name).name
     try:
         if member.lower().endswith(".txt"):
-            yield from _read(io.BytesIO(body), member, _names(member, name, meta), meta)
+            yield from _read(io.BytesIO(body), member, _names(member, name, meta), meta, reader)
             return
         if not (body.startswith(b"PK\x03\x04") or member.lower().endswith(".zip")):
             raise ParseError(f"{name}: not a PTP zip or txt file (unknown extension)", locator=name)
@@ -174,7 +190,7 @@ def parse(body: bytes, meta: SourceMeta) -> Iterator[PtpRecord]:
         names = _names(member, name, meta)
         try:
             with zf.open(path) as raw:
-                yield from _read(raw, member, names, meta)
+                yield from _read(raw, member, names, meta, reader)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
             # BadZipFile: a CRC mismatch at the end; RuntimeError: an encrypted member.
             raise ParseError(
@@ -302,8 +318,8 @@ def _check_header(lines: list[str], member: str, meta: SourceMeta) -> None:
 # --- rows ---------------------------------------------------------------------------------------
 
 
-def _read(raw: IO[bytes], member: str, names: PtpFileName, meta: SourceMeta) -> Iterator[PtpRecord]:
-    """Read and check the header lines now; return the row generator over the rest of the stream."""
+def _read(raw: IO[bytes], member: str, names: PtpFileName, meta: SourceMeta, reader: _Reader[_T]) -> Iterator[_T]:
+    """Read and check the header lines now; return the reader's generator over the rest of the stream."""
     text = io.TextIOWrapper(raw, encoding="latin-1", newline="")
     text._CHUNK_SIZE = _CHUNK  # type: ignore[attr-defined]  # CPython's read size; not in typeshed
     preamble: list[str] = []
@@ -324,10 +340,12 @@ def _read(raw: IO[bytes], member: str, names: PtpFileName, meta: SourceMeta) -> 
     _check_header(preamble, member, meta)
     if first is None:
         raise ParseError(f"{member}: the PTP file has a header but no edit rows", locator=member)
-    return _rows(itertools.chain((first,), text), len(preamble) + 1, member, names, meta)
+    return reader(first, text, len(preamble) + 1, member, names, meta)
 
 
-def _rows(lines: Iterable[str], first: int, member: str, names: PtpFileName, meta: SourceMeta) -> Iterator[PtpRecord]:
+def _rows(
+    first_line: str, text: IO[str], first: int, member: str, names: PtpFileName, meta: SourceMeta
+) -> Iterator[PtpRecord]:
     """The hot loop, one record per line.
 
     Building the frozen record is ~1.1 µs of the ~2.4 µs a row takes, so the rest avoids work: the row's
@@ -345,7 +363,7 @@ def _rows(lines: Iterable[str], first: int, member: str, names: PtpFileName, met
     pstart = date.min
     number = first - 1
     try:
-        for number, line in enumerate(lines, first):  # noqa: B007 (number is read after the loop)
+        for number, line in enumerate(itertools.chain((first_line,), text), first):  # noqa: B007
             tail = line[12:]
             state = states.get(tail)
             if state is None or line[5:12:6] != "\t\t":
@@ -445,3 +463,202 @@ def _day(text: str, what: str, locator: str) -> date:
         except ValueError:
             pass
     raise ParseError(f"{locator}: {what} {text!r} is not a YYYYMMDD date", locator=locator)
+
+
+# --- chunks: the loader's hot path ------------------------------------------------------------------
+
+#: Text read per block, and so per :class:`PtpChunk` (~60,000 rows; a few are in memory at once).
+_BLOCK_CHARS = 1 << 22
+_EOL = re.compile("\r\n|\r|\n")  # what io.TextIOWrapper(newline="") ends a line at
+#: The columns of a tail row (everything after "column 1<TAB>column 2<TAB>", decoded once).
+TAIL_COLUMNS = ("tail", "prior_1996", "eff_start", "deletion_date", "modifier_indicator", "rationale", "eff_end")
+#: How SQLite makes each ``ptp_edits`` row column from a chunk: ``j`` is ``json_each`` over
+#: :attr:`PtpChunk.lines` (``j.value`` the line, ``j.key`` its index) and ``t`` its tail row; the
+#: named parameters are :meth:`PtpChunk.params`. The same values as ``rulebook.kinds.ptp_values``.
+ROW_SQL = {
+    "column1": "substr(j.value, 1, 5)",
+    "column2": "substr(j.value, 7, 5)",
+    "setting": ":setting",
+    "eff_start": "t.eff_start",
+    "deletion_date": "t.deletion_date",
+    "modifier_indicator": "t.modifier_indicator",
+    "prior_1996": "t.prior_1996",
+    "rationale": "t.rationale",
+    "eff_end": "t.eff_end",
+    "locator": ":prefix || (j.key + :first)",
+}
+TAIL_JOIN = "t.tail = substr(j.value, 13)"
+
+
+@dataclass
+class PtpChunk:
+    """Consecutive, already checked edit rows of one PTP file, for a set-based insert.
+
+    Every line has passed the checks :func:`parse` makes (seven fields, five-character codes, dates,
+    indicator, order), so both codes sit at fixed places and the rest of the line (its tail) is one
+    of the tail rows sent so far (:attr:`tails` holds those first seen in this chunk)."""
+
+    lines: str  # JSON array of the lines, without line ends
+    count: int
+    first_line: int  # line number of lines[0]; the lines are consecutive (a blank line ends a chunk)
+    setting: str
+    locator_prefix: str  # "<member> line "
+    tails: list[tuple[Any, ...]]  # new tail rows, in TAIL_COLUMNS order
+    lo: tuple[str, str]  # (column 1, column 2) of the first line
+    hi: tuple[str, str]  # ... and of the last
+    # True when every row so far in the file (this chunk included) came in CMS's order with no key
+    # (pair, effective date) twice: then the chunk's keys are unique, ascending from lo to hi, and
+    # after every earlier chunk's. Once False, False for the rest of the file.
+    ordered: bool
+    row_sql: dict[str, str]
+    tail_columns: tuple[str, ...] = TAIL_COLUMNS
+    tail_join: str = TAIL_JOIN
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        return {"setting": self.setting}
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "setting": self.setting,
+            "prefix": self.locator_prefix,
+            "first": self.first_line,
+        }
+
+
+def _split(block: str) -> list[str]:
+    """``block`` (ending on a line end, or at the end of the file) as lines without their ends."""
+    ended = block.endswith(("\n", "\r"))
+    if "\r" not in block:
+        lines = block.split("\n")
+    elif block.count("\r") == block.count("\r\n") == block.count("\n"):
+        lines = block.split("\r\n")
+    else:
+        lines = _EOL.split(block)
+    if ended:
+        lines.pop()
+    return lines
+
+
+def _blocks(first_line: str, text: IO[str]) -> Iterator[list[str]]:
+    block = first_line
+    while True:
+        more = text.read(_BLOCK_CHARS)
+        if not more:
+            if block:
+                yield _split(block)
+            return
+        yield _split(block + more + text.readline())
+        block = ""
+
+
+def _chunks(
+    first_line: str, text: IO[str], first: int, member: str, names: PtpFileName, meta: SourceMeta
+) -> Iterator[PtpChunk]:
+    """:func:`_rows`' checks, line for line, without building records: see :class:`PtpChunk`."""
+    setting = names.setting
+    assert setting is not None  # checked by _names
+    prefix = f"{member} line "
+    states: dict[str, tuple[date, tuple[str, ...]]] = {}
+    codes: set[str] = set()
+    counts: Counter[str] = Counter()
+    pc1 = pc2 = ""
+    pstart = date.min
+    pair: tuple[str, str] | None = None
+    pair_starts: set[date] = set()
+    ordered = True
+    number = first - 1
+    rows: list[str] = []
+    tails: list[tuple[Any, ...]] = []
+    start_line = first
+
+    def chunk() -> PtpChunk:
+        head = rows[0]
+        return PtpChunk(
+            json.dumps(rows, ensure_ascii=False),
+            len(rows),
+            start_line,
+            setting,
+            prefix,
+            tails,
+            (head[:5], head[6:11]),
+            (pc1, pc2),
+            ordered,
+            ROW_SQL,
+        )
+
+    try:
+        # A chunk is a block of the file (~4 MB of text), or less where a blank line cuts it.
+        for block in _blocks(first_line, text):
+            start_line = number + 1
+            for number, line in enumerate(block, start_line):  # noqa: B007 (number is read after the loop)
+                tail = line[12:]
+                state = states.get(tail)
+                if state is None or line[5:12:6] != "\t\t":
+                    full = _slow_row(line, f"{prefix}{number}", counts)
+                    if full is None:  # a blank line (counted) ends the chunk: its lines are consecutive
+                        if rows:
+                            yield chunk()
+                            rows, tails = [], []
+                        start_line = number + 1
+                        continue
+                    if state is None:
+                        if len(states) >= _MAX_STATES:  # bounded memory whatever the file holds
+                            states.clear()
+                        prior_1996, start, end, deleted, indicator, anomalies, rationale = full
+                        tails.append(
+                            (
+                                tail,
+                                int(prior_1996),
+                                start.isoformat(),
+                                deleted.isoformat() if deleted else None,
+                                indicator,
+                                rationale,
+                                end.isoformat() if end else None,
+                            )
+                        )
+                        state = states[tail] = (start, anomalies)
+                c1 = line[:5]
+                c2 = line[6:11]
+                start, anomalies = state
+                # Order and duplicates, as in _rows; a key seen twice also makes the rest unordered.
+                if c1 != pc1:
+                    if c1 not in codes:
+                        _check_code(c1, "column 1", line, f"{prefix}{number}", codes)
+                    if c1 < pc1:
+                        counts["out_of_order"] += 1
+                        ordered = False
+                    pc1 = c1
+                    pc2 = ""
+                elif c2 <= pc2:
+                    if c2 != pc2:
+                        counts["out_of_order"] += 1
+                        ordered = False
+                    elif start == pstart:
+                        locator = f"{prefix}{number}"
+                        raise ParseError(
+                            f"{locator}: edit {c1}/{c2} effective {start:%Y%m%d} appears twice "
+                            f"(lines {number - 1} and {number})",
+                            locator=locator,
+                        )
+                    else:  # the same pair again with another effective date (deleted, added again)
+                        if pair != (c1, c2):
+                            pair, pair_starts = (c1, c2), {pstart}
+                        if start in pair_starts:
+                            ordered = False
+                        pair_starts.add(start)
+                if c2 not in codes:
+                    _check_code(c2, "column 2", line, f"{prefix}{number}", codes)
+                pc2 = c2
+                pstart = start
+                if anomalies:
+                    counts.update(anomalies)
+                rows.append(line)
+            if rows:
+                yield chunk()
+                rows, tails = [], []
+    finally:
+        meta.counts.update(counts)
+    if number - first + 1 == counts["blank_line"]:
+        raise ParseError(f"{member}: the PTP file has a header but no edit rows", locator=member)

@@ -97,3 +97,41 @@ class PtpRecord:
     modifier_indicator: int  # 0 not allowed, 1 allowed, 9 not applicable
     rationale: str
     locator: str
+
+
+@dataclass(frozen=True)
+class PriceRecord:
+    """One row of the CMS ASP payment limit file: the Medicare Part B payment limit of ``code`` per
+    billing unit (``dosage``, as CMS writes it: "10 MG") during one quarter.
+
+    ``payment_limit`` is an exact decimal string, or None where CMS prints "N/A" (the MAC prices it).
+    """
+
+    code: str
+    short_description: str
+    dosage: str
+    payment_limit: str | None
+    coinsurance_pct: str | None  # "20.000"; absent from files before 2023 Q2
+    notes: str | None
+    eff_start: date
+    eff_end: date | None  # the day after the file's "through" date
+    locator: str
+
+
+@dataclass(frozen=True)
+class NdcRecord:
+    """One row of the CMS ASP NDC-HCPCS crosswalk: how many billing units of ``code`` one package
+    of ``ndc`` holds (``bill_units_pkg``), during one quarter."""
+
+    ndc: str  # 5-4-2 with dashes ("50242-0060-01"), or the UPC/catalogue number CMS prints instead
+    code: str
+    labeler: str
+    drug_name: str
+    dosage: str  # HCPCS dosage ("10 MG")
+    pkg_size: str  # decimal strings, exact as written
+    pkg_qty: str
+    bill_units: str
+    bill_units_pkg: str
+    eff_start: date
+    eff_end: date | None
+    locator: str

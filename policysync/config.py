@@ -17,6 +17,13 @@ from parsers.errors import ConfigError
 DEFAULT_CONFIG = """\
 # policysync configuration. One [sources.<id>] entry per source; the id names the spider,
 # the parser and the tests alike.
+# Any source may set quarantine_drop = 0.20 (the default): a release whose parsed record count
+# falls by more than that share against the previous release is quarantined for review.
+
+[review]
+# Who may approve or reject versions in `policysync serve`: the web app offers exactly these names
+# and refuses any other. Example: reviewers = ["J. Doe", "A. Smith"]
+reviewers = []
 
 [sources.cms_hcpcs]
 enabled = true
@@ -36,7 +43,126 @@ enabled = true
 # The real CMS page that links the PTP edit files (four parts per setting, behind the AMA licence page).
 start_url = "https://www.cms.gov/medicare/coding-billing/national-correct-coding-initiative-ncci-edits/medicare-ncci-procedure-procedure-ptp-edits"
 cadence_days = 91
+
+[sources.cms_asp]
+enabled = true
+# The real CMS page that links the quarterly Medicare Part B payment limit files and ASP NDC-HCPCS crosswalks.
+start_url = "https://www.cms.gov/medicare/payment/part-b-drugs/asp-pricing-files"
+cadence_days = 91
+
+[sources.cms_mcd]
+# Medicare Coverage Database bulk exports (LCDs, Billing and Coding Articles): coverage rules per
+# MAC jurisdiction and state. Behind the AMA/ADA/AHA licence click-through, which the spider accepts:
+# enable it only if your organisation accepts those terms. Off by default for that reason;
+# `policysync sync --source cms_mcd` runs it once.
+enabled = false
+# The real MCD downloads page; the exports themselves are on downloads.cms.gov.
+start_url = "https://www.cms.gov/medicare-coverage-database/downloads/downloads.aspx"
+# CMS refreshes the exports weekly (Thursday).
+cadence_days = 7
+
+# Commercial payer drug policies (parsers/payer.py, crawlers/spiders/payer.py). One entry per payer
+# document set, all served by the one payer spider and parser (parser = "payer"); a payer whose index
+# page is a plain list of policy links needs only an entry like these. Off by default: enable the
+# ones you license, or name them with `policysync sync --source ID`. Each sync fetches only the
+# policies that changed, so the record-count drop check is off for them (quarantine_drop = 1.0).
+[sources.uhc_drug_policies]
+enabled = false
+parser = "payer"
+payer = "uhc"
+index_urls = ["https://www.uhcprovider.com/en/policies-protocols/commercial-policies/commercial-medical-drug-policies.html"]
+link_patterns = ['/policies/comm-medical-drug/[^/]+\\.pdf$']
+document_kinds = ["pdf"]
+lines_of_business = ["commercial"]
+states = []
+cadence_days = 7
+quarantine_drop = 1.0
+
+[sources.cigna_drug_policies]
+enabled = false
+parser = "payer"
+payer = "cigna"
+index_urls = ["https://static.cigna.com/assets/chcp/resourceLibrary/coveragePolicies/pharmacy_a-z.html"]
+link_patterns = ['/coveragePolicies/pharmacy/[^/]+\\.pdf$']
+document_kinds = ["pdf"]
+lines_of_business = ["commercial"]
+states = []
+cadence_days = 7
+quarantine_drop = 1.0
+
+[sources.florida_blue_mcg]
+enabled = false
+parser = "payer"
+payer = "florida_blue"
+index_urls = ["https://mcgs.bcbsfl.com/"]
+link_patterns = ['/MCG/[^/]+\\.pdf$']
+document_kinds = ["pdf", "html"]
+lines_of_business = ["commercial", "medicare_advantage"]
+states = ["FL"]
+cadence_days = 7
+quarantine_drop = 1.0
+
+[sources.bcbs_nc_medical_policies]
+enabled = false
+parser = "payer"
+payer = "bcbs_nc"
+index_urls = ["https://www.bluecrossnc.com/providers/policies-guidelines-codes/commercial/medical-policies"]
+link_patterns = ['/medical-policies/[^/]+\\.pdf$']
+document_kinds = ["pdf"]
+lines_of_business = ["commercial"]
+states = ["NC"]
+cadence_days = 7
+quarantine_drop = 1.0
+
+[sources.emblemhealth_prime_drug_policies]
+enabled = false
+parser = "payer"
+payer = "emblemhealth_prime"
+index_urls = ["https://www.emblemhealth.com/providers/clinical-corner/medical-drug-policies"]
+link_patterns = ['/medical-drug-policies/[^/]+\\.pdf$']
+document_kinds = ["pdf"]
+lines_of_business = ["commercial"]
+states = ["NY"]
+cadence_days = 7
+quarantine_drop = 1.0
+
+[sources.priority_health_drug_list]
+enabled = false
+parser = "payer"
+payer = "priority_health"
+index_urls = ["https://www.priorityhealth.com/provider/manual/pharmacy/medical-drug-list"]
+link_patterns = ['medical-drug-list[^/]*\\.pdf$']
+document_kinds = ["pdf"]
+lines_of_business = ["commercial", "individual"]
+states = ["MI"]
+cadence_days = 7
+quarantine_drop = 1.0
+
+# Notifications (policysync/notify.py): after a run that committed substantive changes, or in which
+# a source failed or is stale, a digest goes to every channel set here. A digest that cannot be
+# delivered is logged, kept in the rulebook's outbox and retried on the next run; it never fails a sync.
+[notify]
+# email_to = ["billing-rules@example.org"]
+# email_from = "policysync@example.org"
+# smtp_host = "localhost"
+# smtp_port = 25
+# smtp_starttls = false
+# smtp_user = "policysync"
+# smtp_password_env = "POLICYSYNC_SMTP_PASSWORD"  # the password is read from this environment variable
+# webhook_url = "https://hooks.example.org/policysync"
+# timeout_s = 10
+# report_base_url = "https://intranet.example.org/policysync/reports/"  # links instead of file paths
+# max_changes = 50  # high-severity changes listed in one digest
+
+# Prometheus text-format metrics, rewritten atomically after every run, for node_exporter's
+# textfile collector (point the collector's directory at it, or set an absolute path inside it).
+[metrics]
+# path = "metrics/policysync.prom"  # relative to the home
 """
+
+
+#: The default ``quarantine_drop`` of a source: a release with 20 % fewer records than the one before.
+QUARANTINE_DROP = 0.20
 
 
 @dataclass(frozen=True)
@@ -45,6 +171,9 @@ class SourceConfig:
     enabled: bool = True
     start_url: str | None = None
     cadence_days: int = 7
+    # Quarantine when the parsed record count of a release drops by more than this share against
+    # the source's previous release (policysync/pipeline.py); 1.0 turns the drop check off.
+    quarantine_drop: float = QUARANTINE_DROP
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,6 +230,23 @@ def init_home(home: Home) -> bool:
     return created
 
 
+def _share(path: Path, sid: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(
+            f"{path}: [sources.{sid}] quarantine_drop must be a share between 0 and 1 (e.g. 0.20), got {value!r}"
+        )
+    return float(value)
+
+
+def configured_payers(home: Home) -> set[str]:
+    """The payer ids of the configured payer sources (``parser = "payer"``): the ``payer:<id>`` scopes."""
+    return {
+        str(cfg.extra.get("payer") or sid.split("_")[0])
+        for sid, cfg in load_sources(home).items()
+        if cfg.extra.get("parser") == "payer"
+    }
+
+
 def load_sources(home: Home) -> dict[str, SourceConfig]:
     path = home.require().config_path
     try:
@@ -114,7 +260,7 @@ def load_sources(home: Home) -> dict[str, SourceConfig]:
     for sid, entry in sources.items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: [sources.{sid}] must be a table")
-        known = {"enabled", "start_url", "cadence_days"}
+        known = {"enabled", "start_url", "cadence_days", "quarantine_drop"}
         cadence = entry.get("cadence_days", 7)
         if not isinstance(cadence, int) or cadence <= 0:
             raise ConfigError(f"{path}: [sources.{sid}] cadence_days must be a positive integer")
@@ -123,6 +269,34 @@ def load_sources(home: Home) -> dict[str, SourceConfig]:
             enabled=bool(entry.get("enabled", True)),
             start_url=entry.get("start_url"),
             cadence_days=cadence,
+            quarantine_drop=_share(path, sid, entry.get("quarantine_drop", QUARANTINE_DROP)),
             extra={k: v for k, v in entry.items() if k not in known},
         )
     return out
+
+
+def load_reviewers(home: Home) -> list[str]:
+    """The reviewer names configured in ``[review] reviewers`` (empty when the table is absent)."""
+    path = home.require().config_path
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    review = data.get("review", {})
+    names = review.get("reviewers", []) if isinstance(review, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f'{path}: [review] reviewers must be a list of names, e.g. ["J. Doe"]')
+    return [n.strip() for n in names]
+
+
+def load_table(home: Home, name: str) -> dict[str, Any]:
+    """A top-level ``[name]`` table of ``config.toml`` (empty when absent), e.g. ``notify``, ``metrics``."""
+    path = home.require().config_path
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return table

@@ -48,11 +48,20 @@ def run_demo(home_dir: Path, data_dir: Path, echo: Callable[[str], None] = print
     echo("4. review: a compliance reviewer approves the pending versions before anything is compiled")
     for v in (r1.version, r2.version):
         if vers.get_version(db, v).review_state == "pending_review":
+            # The October 2026 file is a 35-row excerpt, so cms_hcpcs is quarantined: a forced approval.
+            for q in review.quarantine_blockers(db, v):
+                echo(f"   quarantined in version {q['version_id']}: {q['message']}")
+            quarantined = bool(review.quarantine_blockers(db, v))
+            note = "demo: recorded CMS files" + (
+                "; the October 2026 HCPCS file is recorded as a 35-row excerpt" if quarantined else ""
+            )
             entry = review.decide(
-                db, v, action="approve", actor="demo", note="demo: recorded CMS files", now=pipeline.utcnow()
+                db, v, action="approve", actor="demo", note=note, now=pipeline.utcnow(), force=quarantined
             )
             echo(
-                f"   policysync review approve {v} --by demo --note '{entry.note}': "
+                f"   policysync review approve {v} --by demo --note '{entry.note}'"
+                + (" --force" if entry.forced else "")
+                + ": "
                 f"{entry.previous_state} -> {entry.new_state} (audit #{entry.id})"
             )
     echo("5. packs")

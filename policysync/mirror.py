@@ -48,6 +48,8 @@ from string import Template
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from policysync.mirror_faults import Fault
+
 __all__ = [
     "CMS_HOST",
     "DEFAULT_PORT",
@@ -629,12 +631,22 @@ def _license_gate(site: MirrorSite, path: str, query: str) -> Answer | None:
     return None
 
 
+from policysync import mirror_asp as _mirror_asp  # noqa: E402 - it imports this module lazily
+from policysync import mirror_mcd as _mirror_mcd  # noqa: E402 - it imports this module lazily
+
 #: One builder per source; each adds its routes (and landing-page links) to the site.
 ROUTE_BUILDERS: dict[str, Callable[[MirrorSite, Path, Iterable[str] | None], None]] = {
     "cms_hcpcs": cms_hcpcs_routes,
     "cms_ncci_mue": cms_ncci_mue_routes,
     "cms_ncci_ptp": cms_ncci_ptp_routes,
+    "cms_asp": _mirror_asp.cms_asp_routes,
+    "cms_mcd": _mirror_mcd.cms_mcd_routes,
 }
+
+from policysync import mirror_payer as _mirror_payer  # noqa: E402 - it imports this module lazily
+
+# Every configured payer source (parser = "payer") is served by one builder: index pages and PDFs.
+ROUTE_BUILDERS["payer"] = _mirror_payer.payer_routes
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -657,6 +669,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, with_body: bool) -> None:
         mirror = self.server.mirror
+        fault = mirror._take_fault(self.path)
+        if fault is not None:  # policysync/mirror_faults.py
+            fault.serve(self, mirror, with_body=with_body)
+            return
         status, headers, body = mirror._respond(self.command, self.path, dict(self.headers.items()))
         self.send_response(status)
         for name, value in headers.items():
@@ -704,6 +720,7 @@ class MirrorServer:
             ROUTE_BUILDERS[source](self.site, self.data_dir, releases)
         self.extra_files = ncci_extra_routes(self.site, extra_dirs or ())
         self.overrides: dict[str, Override] = dict(overrides or {})
+        self.faults: dict[str, Fault] = {}  # by path (optionally with query): see fault()
         self.requests: list[SeenRequest] = []
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
@@ -728,6 +745,8 @@ class MirrorServer:
         return self
 
     def stop(self) -> None:
+        for fault in list(self.faults.values()):
+            fault.release()  # requests a slow fault holds end now
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             httpd.shutdown()
@@ -799,6 +818,27 @@ class MirrorServer:
     def clear_override(self, path: str) -> None:
         with self._lock:
             self.overrides.pop(path, None)
+
+    def fault(self, path: str, fault: Fault) -> None:
+        """Spoil the next requests for ``path`` (all, or ``fault.times``): 503 bursts, resets, delays,
+        short bodies, redirects (policysync/mirror_faults.py). Replaces any fault on ``path``."""
+        with self._lock:
+            self.faults[path] = fault
+
+    def clear_fault(self, path: str) -> None:
+        with self._lock:
+            fault = self.faults.pop(path, None)
+        if fault is not None:
+            fault.release()
+
+    def _take_fault(self, raw_path: str) -> Fault | None:
+        with self._lock:
+            fault = self.faults.get(raw_path) or self.faults.get(raw_path.partition("?")[0])
+        return fault if fault is not None and fault.take() else None
+
+    def _record(self, method: str, raw_path: str, headers: dict[str, str], status: int) -> None:
+        with self._lock:
+            self.requests.append(SeenRequest(method, raw_path, headers, status))
 
     def paths(self) -> list[str]:
         """Every path served (overrides aside), sorted."""

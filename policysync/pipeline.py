@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,15 +24,18 @@ import sqlite_utils
 from crawlers.runner import FetchOutcome, Known, run_crawl
 from parsers.errors import ConfigError, ParseError, PolicySyncError
 from parsers.records import SourceMeta
-from policysync.config import Home, SourceConfig, load_sources
+from policysync import interrupt
+from policysync.config import QUARANTINE_DROP, Home, SourceConfig, load_sources
+from policysync.lock import hold
 from rulebook import versions as vers
 from rulebook.blobs import BlobStore
 from rulebook.db import open_rulebook
 from rulebook.diff import diff_versions
-from rulebook.facts import LoadCounts, load_release
+from rulebook.facts import LoadCounts, load_chunks, load_release
 from rulebook.kinds import KINDS, KINDS_BY_SOURCE
 
 Progress = Callable[[str], None]
+log = logging.getLogger("policysync.sync")
 
 # Above this many changed fact rows a sync summarises its changes from load counts rather than
 # classifying each one (which is what `policysync diff` is for).
@@ -57,6 +61,12 @@ class SourceReport:
     counted: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0  # crawl + parse + load of this source; the shared commit is not included
+    # Set when the run quarantined the source (rulebook.versions.quarantine_check): the version then
+    # waits for review, and approving it needs --force and a note.
+    quarantine: dict[str, Any] | None = None
+    # Substantive changes of this source in the version: what a reviewer must look at before the
+    # version reaches a pack (the version is then pending_review).
+    needs_review: int = 0
 
 
 @dataclass
@@ -70,6 +80,12 @@ class SyncReport:
     sources: list[SourceReport]
     changes: dict[str, int] = field(default_factory=dict)
     substantive_changes: int = 0
+    # Filled in after the commit (_after_run): wall time of the whole run under the lock, the JSON
+    # report's path, the notification outbox counts and the metrics file written.
+    duration_s: float = 0.0
+    report_path: str | None = None
+    notifications: dict[str, int] = field(default_factory=dict)
+    metrics_path: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -86,6 +102,20 @@ def parser_for(source: str) -> Callable[..., Any]:
     return module.parse  # type: ignore[no-any-return]
 
 
+def parser_name(cfg: SourceConfig) -> str:
+    """The parser (and spider) a source uses: its ``parser`` config key when several sources share
+    one (every ``<payer>_<docset>`` source has ``parser = "payer"``), else the source id itself."""
+    return str(cfg.extra.get("parser") or cfg.id)
+
+
+def _with_parser(arts: list[dict[str, Any]], cfg: SourceConfig) -> list[dict[str, Any]]:
+    """Artifact rows tagged with the parser of their source and the source's config options."""
+    for art in arts:
+        art["parser"] = parser_name(cfg)
+        art["options"] = dict(cfg.extra)
+    return arts
+
+
 def _meta(art: dict[str, Any]) -> SourceMeta:
     return SourceMeta(
         source=art["source"],
@@ -99,8 +129,13 @@ def _meta(art: dict[str, Any]) -> SourceMeta:
 def parse_rows(art: dict[str, Any], body: bytes, meta: SourceMeta) -> dict[str, Iterator[tuple[Any, ...]]]:
     """The source's parser over one stored document, as fact-row tuples by kind. Streams when the
     source has one kind (PTP: millions of rows never held in memory)."""
-    kinds = KINDS_BY_SOURCE[art["source"]]
-    records = parser_for(art["source"])(body, meta)
+    name = art.get("parser") or art["source"]
+    kinds = KINDS_BY_SOURCE[name]
+    if name != art["source"]:
+        # A shared parser gets the source's config (payer, lines of business, states, profile).
+        records = parser_for(name)(body, meta, options=art.get("options") or {})
+    else:
+        records = parser_for(name)(body, meta)
     if len(kinds) == 1:
         values = kinds[0].values
         return {kinds[0].name: (values(r) for r in records)}
@@ -122,6 +157,8 @@ class _Counted:
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         for row in self.rows:
             self.n += 1
+            if interrupt.WATCH:  # SIGTERM came, or a crash test pauses here (policysync/interrupt.py)
+                interrupt.row()
             yield row
 
 
@@ -191,6 +228,43 @@ def _to_parse(db: sqlite_utils.Database, source: str, outs: list[FetchOutcome]) 
     return _in_load_order(db, source, rows)
 
 
+def chunk_parser(source: str) -> Callable[..., Any] | None:
+    """A source's ``parse_chunks`` (rows as batches SQLite inserts itself: PTP), if it has one kind."""
+    if len(KINDS_BY_SOURCE[source]) != 1:
+        return None
+    return getattr(importlib.import_module(f"parsers.{source}"), "parse_chunks", None)
+
+
+def _chunk_watch() -> None:
+    if interrupt.WATCH:  # per chunk what _Counted does per row
+        interrupt.row()
+
+
+def load_document(
+    db: sqlite_utils.Database, art: dict[str, Any], body: bytes, meta: SourceMeta, version: int
+) -> tuple[LoadCounts, int]:
+    """Parse ``body`` and load its rows into the caller's transaction: (counts, rows offered)."""
+    release, sha = art["release"] or "", art["sha256"]
+    chunked = chunk_parser(art.get("parser") or art["source"])
+    if chunked is not None:
+        kind = KINDS_BY_SOURCE[art.get("parser") or art["source"]][0]
+        return load_chunks(
+            db,
+            kind,
+            chunked(body, meta),
+            version=version,
+            release=release,
+            artifact_sha256=sha,
+            on_chunk=_chunk_watch,
+        )
+    total, records = LoadCounts(), 0
+    for name, rows in parse_rows(art, body, meta).items():
+        counted = _Counted(rows)
+        total.merge(load_release(db, KINDS[name], counted, version=version, release=release, artifact_sha256=sha))
+        records += counted.n
+    return total, records
+
+
 def _load_artifact(
     db: sqlite_utils.Database,
     blobs: BlobStore,
@@ -207,20 +281,7 @@ def _load_artifact(
     records = 0
     try:
         with db.atomic():
-            body = blobs.get(art["sha256"])
-            for name, rows in parse_rows(art, body, meta).items():
-                counted = _Counted(rows)
-                total.merge(
-                    load_release(
-                        db,
-                        KINDS[name],
-                        counted,
-                        version=version,
-                        release=art["release"] or "",
-                        artifact_sha256=art["sha256"],
-                    )
-                )
-                records += counted.n
+            total, records = load_document(db, art, blobs.get(art["sha256"]), meta, version)
             if records == 0:
                 raise ParseError(
                     f"{meta.filename}: no records in the document (a source that yields nothing is an error)"
@@ -277,6 +338,8 @@ def _finish(
             cs = diff_versions(db, prev, version)
             counts = cs.counts()
             substantive = sum(1 for c in cs.changes if c.substantive)
+            for rep in reports:
+                rep.needs_review = sum(1 for c in cs.changes if c.substantive and c.source == rep.source)
         else:
             # A first load of a national table (2.6 M PTP edits) is all additions: count them from
             # the load instead of classifying each; `policysync diff` still classifies on request.
@@ -285,7 +348,13 @@ def _finish(
                     if n:
                         counts[f"{rep.source}:{name}"] = n
             substantive = sum(counts.values())
-    review = "pending_review" if substantive else "none"
+            for rep in reports:
+                rep.needs_review = rep.added + rep.removed + rep.modified
+    quarantined = [rep.quarantine for rep in reports if rep.quarantine] if status == "committed" else []
+    for q in quarantined:
+        vers.record_quarantine(db, version, q)
+    # A quarantined source waits for a reviewer even when its facts did not change.
+    review = "pending_review" if substantive or quarantined else "none"
     finished = utcnow()
     report = SyncReport(version, kind, status, review, started, finished, reports, counts, substantive)
     for rep in reports:
@@ -321,7 +390,81 @@ def _write_report(home: Home, report: SyncReport) -> None:
 Work = list[tuple[SourceReport, list[dict[str, Any]], float]]
 
 
+@interrupt.stoppable
 def sync(
+    home: Home,
+    *,
+    sources: list[str] | None = None,
+    mirror: str | None = None,
+    progress: Progress | None = None,
+    crawl_settings: dict[str, Any] | None = None,
+    wait: float = 0.0,
+) -> SyncReport:
+    """One sync under the home's lock (policysync/lock.py): a second run raises LockBusy, or waits
+    up to ``wait`` seconds for the first to finish."""
+    _selected(home, sources)  # a usage error is reported before waiting for anyone's lock
+    _check_ops_config(home)
+    with hold(home, command="sync", wait=wait):
+        t0 = time.perf_counter()
+        report = _sync(home, sources=sources, mirror=mirror, progress=progress, crawl_settings=crawl_settings)
+        _after_run(home, report, t0)
+    return report
+
+
+def _check_ops_config(home: Home) -> None:
+    """A broken [notify] or [metrics] table is a usage error before the run, not a surprise after it."""
+    from policysync.metrics import metrics_path
+    from policysync.notify import load_notify_config
+
+    load_notify_config(home)
+    metrics_path(home)
+
+
+def _after_run(home: Home, report: SyncReport, t0: float) -> None:
+    """After the commit: notifications (outbox, retried next run), the final JSON report and the
+    Prometheus metrics file. Each step is logged and skipped on failure; none can fail the run."""
+    from policysync.metrics import write_metrics
+    from policysync.notify import notify_after_run
+
+    report_path = home.reports / f"{report.kind}-{report.version:05d}.json"
+    report.report_path = str(report_path)
+    status: list[dict[str, Any]] = []
+    db = open_rulebook(home.db_path)
+    try:
+        cadences = {sid: cfg.cadence_days for sid, cfg in load_sources(home).items() if cfg.enabled}
+        status = vers.source_status(db, cadences, datetime.now(UTC))
+        report.notifications = notify_after_run(home, db, report, status, report_path, utcnow())
+    except Exception as exc:  # noqa: BLE001 - the version is committed; notifying is best effort
+        log.warning("notifications skipped after version %d: %s", report.version, exc)
+    finally:
+        db.close()
+    report.duration_s = round(time.perf_counter() - t0, 3)
+    try:
+        pending = report.notifications.get("pending")
+        report.metrics_path = str(write_metrics(home, report, status, pending))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("metrics file not written after version %d: %s", report.version, exc)
+    _write_report(home, report)
+    for rep in report.sources:
+        log.info(
+            "%s: %s (%d requests, %d not modified, %d parsed, facts +%d -%d ~%d)%s", rep.source, rep.outcome,
+            rep.requests, rep.not_modified, rep.documents_parsed, rep.added, rep.removed, rep.modified,
+            f": {rep.errors[0]}" if rep.errors else "",
+            extra={"event": "source_done", "version": report.version} | {
+                k: getattr(rep, k) for k in ("source", "outcome", "requests", "not_modified", "new_documents",
+                                             "documents_parsed", "records", "added", "removed", "modified",
+                                             "errors", "duration_s")
+            },
+        )
+    log.info(
+        "version %d (%s): %s, review %s, exit %d in %.1fs; report %s", report.version, report.kind, report.status,
+        report.review_state, report.exit_code, report.duration_s, report.report_path,
+        extra={"event": "run_done", "version": report.version, "kind": report.kind, "status": report.status,
+               "exit_code": report.exit_code, "duration_s": report.duration_s, "report_path": report.report_path},
+    )
+
+
+def _sync(
     home: Home,
     *,
     sources: list[str] | None = None,
@@ -352,14 +495,18 @@ def sync(
                 mirror=mirror,
                 known=known,
                 settings=crawl_settings,
-                spider_kwargs={"landing_url": cfg.start_url} if cfg.start_url else None,
+                spider_kwargs=(
+                    {"landing_url": cfg.start_url} if cfg.start_url else None
+                ) if parser_name(cfg) == cfg.id else {"name": cfg.id, "config": dict(cfg.extra)},
+                spider=parser_name(cfg),
             )
         except PolicySyncError as exc:
             rep.errors.append(str(exc))
             outs = []
         with db.atomic():
             _record_outcomes(db, version, rep, outs)
-        work.append((rep, _to_parse(db, cfg.id, outs), time.perf_counter() - t0))
+        work.append((rep, _with_parser(_to_parse(db, cfg.id, outs), cfg), time.perf_counter() - t0))
+        interrupt.point("crawled")
     return _commit(home, db, blobs, version, "sync", started, work, progress)
 
 
@@ -375,7 +522,9 @@ def _commit(
 ) -> SyncReport:
     """Parse and load every pending document and finish the version, all in one transaction."""
     loaded_any = False
+    drop_limits = {s.id: s.quarantine_drop for s in load_sources(home).values()}
     with db.atomic():
+        interrupt.loading()  # SIGTERM from here until the loads are done rolls the version back
         for rep, arts, elapsed in work:
             t0 = time.perf_counter()
             fetch_failed = bool(rep.errors)
@@ -385,15 +534,33 @@ def _commit(
                 rep.outcome = "failed"
             if rep.documents_parsed or not fetch_failed and not rep.errors:
                 loaded_any = True
+            limit = drop_limits.get(rep.source, QUARANTINE_DROP)
+            rep.quarantine = vers.quarantine_check(db, rep.source, arts, rep.records, limit)
             rep.duration_s = elapsed + (time.perf_counter() - t0)
         report = _finish(db, version, kind, started, [w[0] for w in work], loaded_any)
+        interrupt.point("commit")
+    interrupt.point("committed")
     _write_report(home, report)
     return report
 
 
-def reparse(home: Home, *, sources: list[str] | None = None, progress: Progress | None = None) -> SyncReport:
+@interrupt.stoppable
+def reparse(
+    home: Home, *, sources: list[str] | None = None, progress: Progress | None = None, wait: float = 0.0
+) -> SyncReport:
     """Replay the parsers over every stored document of the sources, into a new version, without
-    crawling. With unchanged parsers this is a no-op version; after a parser fix it shows the fix."""
+    crawling. With unchanged parsers this is a no-op version; after a parser fix it shows the fix.
+    Runs under the home's lock, like ``sync``."""
+    _selected(home, sources)
+    _check_ops_config(home)
+    with hold(home, command="reparse", wait=wait):
+        t0 = time.perf_counter()
+        report = _reparse(home, sources=sources, progress=progress)
+        _after_run(home, report, t0)
+    return report
+
+
+def _reparse(home: Home, *, sources: list[str] | None = None, progress: Progress | None = None) -> SyncReport:
     selected = _selected(home, sources)
     db = open_rulebook(home.db_path)
     blobs = BlobStore(home.artifacts)
@@ -410,5 +577,5 @@ def reparse(home: Home, *, sources: list[str] | None = None, progress: Progress 
             "AND b.first_fetched_at >= artifacts.first_fetched_at))"
         )
         arts = _in_load_order(db, cfg.id, list(db.table("artifacts").rows_where(superseded, [cfg.id])))
-        work.append((SourceReport(cfg.id), arts, 0.0))
+        work.append((SourceReport(cfg.id), _with_parser(arts, cfg), 0.0))
     return _commit(home, db, blobs, version, "reparse", started, work, progress)

@@ -20,8 +20,20 @@ def render_sync_report(report: SyncReport) -> str:
             lines.append(f"    counted: {reason}: {n}")
         for err in s.errors:
             lines.append(f"    error: {err}")
+        if s.needs_review and report.status == "committed":
+            lines.append(f"    needs review: {s.needs_review} substantive changes")
+        if s.quarantine and report.status == "committed":
+            lines.append(f"    QUARANTINED: {s.quarantine['message']} (approval needs --force and a --note)")
     if report.changes:
         lines.append("  changes: " + ", ".join(f"{n} {k}" for k, n in report.changes.items()))
     elif report.status == "committed":
         lines.append("  no changes")
+    if report.report_path:
+        lines.append(f"  run took {report.duration_s:.1f}s; report: {report.report_path}")
+    sent = report.notifications
+    if any(sent.values()):
+        lines.append(
+            f"  notifications: {sent.get('queued', 0)} queued, {sent.get('delivered', 0)} delivered, "
+            f"{sent.get('failed', 0)} not delivered ({sent.get('pending', 0)} pending, retried on the next run)"
+        )
     return "\n".join(lines) + "\n"

@@ -211,6 +211,93 @@ def m005_audit_log(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m006_review_guard(db: sqlite_utils.Database) -> None:
+    """Quarantined sources per version (policysync/pipeline.py: a source whose parsed record count
+    dropped past its configured share against its previous release, or that yielded nothing), and
+    what a forced review decision overrode (rulebook/review.py)."""
+    db["quarantines"].create(  # type: ignore[union-attr]
+        {
+            "version_id": int,
+            "source": str,
+            "reason": str,  # "drop" | "empty"
+            "message": str,  # one line, as shown by sync, versions, diff and review
+            "release": str,
+            "records": int,
+            "previous_release": str,
+            "previous_records": int,
+            "drop_share": float,
+            "threshold": float,
+        },
+        pk=("version_id", "source"),
+        not_null={"reason", "message"},
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    # Adding a column is not an UPDATE: the append-only triggers stay as they are.
+    db.execute("ALTER TABLE audit_log ADD COLUMN overrode TEXT")
+
+
+@MIGRATIONS()
+def m007_ops(db: sqlite_utils.Database) -> None:
+    """The notification outbox (policysync/notify.py): one row per digest per channel and target.
+    A delivery that fails stays undelivered, with its error, and is retried on the next run."""
+    db["notifications"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "created_at": str,
+            "version_id": int,  # the run that produced the digest
+            "channel": str,  # "email" | "webhook"
+            "target": str,  # the recipients (comma-separated) or the webhook URL
+            "subject": str,
+            "payload": str,  # JSON digest
+            "attempts": int,
+            "last_attempt_at": str,
+            "last_error": str,
+            "delivered_at": str,  # NULL while undelivered
+        },
+        pk="id",
+        not_null={"created_at", "channel", "target", "payload"},
+    )
+    db.execute("CREATE INDEX idx_notifications_pending ON notifications (id) WHERE delivered_at IS NULL")
+
+
+@MIGRATIONS()
+def m010_drug_pricing(db: sqlite_utils.Database) -> None:
+    """CMS ASP: payment limits per HCPCS code per quarter, and the NDC-HCPCS crosswalk."""
+    _fact_table(
+        db,
+        "drug_prices",
+        {
+            "code": str,
+            "short_description": str,
+            "dosage": str,
+            "payment_limit": str,  # exact decimal string; NULL where CMS prints N/A
+            "coinsurance_pct": str,
+            "notes": str,
+        },
+        {"code"},
+    )
+    db.execute("CREATE INDEX idx_drug_prices_current ON drug_prices (code, eff_start) WHERE v_to IS NULL")
+    _fact_table(
+        db,
+        "ndc_crosswalk",
+        {
+            "ndc": str,
+            "code": str,
+            "labeler": str,
+            "drug_name": str,
+            "dosage": str,
+            "pkg_size": str,
+            "pkg_qty": str,
+            "bill_units": str,
+            "bill_units_pkg": str,
+        },
+        {"ndc", "code"},
+    )
+    db.execute(
+        "CREATE INDEX idx_ndc_crosswalk_current ON ndc_crosswalk (ndc, code, eff_start) WHERE v_to IS NULL"
+    )
+
 def open_rulebook(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the rulebook at ``path`` and apply pending migrations."""
     try:
@@ -222,3 +309,126 @@ def open_rulebook(path: Path | str) -> sqlite_utils.Database:
     except sqlite_utils.db.sqlite3.DatabaseError as exc:  # type: ignore[attr-defined]
         raise RulebookError(f"{path}: not a usable rulebook database ({exc})") from None
     return db
+
+
+@MIGRATIONS()
+def m011_payer_docs(db: sqlite_utils.Database) -> None:
+    """Commercial payer policies (parsers/payer.py): each document version with its four hashes and
+    section texts, and the coverage, prior-auth and unit-limit rules read from it. Locators point at
+    the PDF page and line (``p12:l34``) or table row (``p12:r3``)."""
+    _fact_table(
+        db,
+        "payer_documents",
+        {
+            "payer": str,
+            "url": str,
+            "status": str,  # "parsed" | "needs_review"
+            "reason": str,
+            "policy": str,
+            "title": str,
+            "doc_type": str,
+            "effective_date": str,
+            "revised_date": str,
+            "reviewed_date": str,
+            "pages": int,
+            "text_sha256": str,
+            "meta_sha256": str,
+            "criteria_sha256": str,
+            "codes_sha256": str,
+            "sections": str,  # JSON object: section title -> text
+            "lines_of_business": str,  # JSON list
+            "states": str,  # JSON list
+        },
+        {"payer", "url", "status"},
+    )
+    db.execute("CREATE INDEX idx_payer_documents_current ON payer_documents (payer, url) WHERE v_to IS NULL")
+    _fact_table(
+        db,
+        "payer_coverage",
+        {
+            "payer": str,
+            "policy": str,
+            "code": str,
+            "drug": str,
+            "covered": int,
+            "coverage_level": str,
+            "description": str,
+            "diagnoses": str,  # JSON list of dotted billable ICD-10-CM codes
+            "diagnosis_specs": str,  # JSON list, as printed
+            "restrictions": str,
+            "states": str,
+        },
+        {"payer", "policy", "code", "drug"},
+    )
+    db.execute(
+        "CREATE INDEX idx_payer_coverage_current ON payer_coverage (payer, policy, code, drug) WHERE v_to IS NULL"
+    )
+    _fact_table(
+        db,
+        "payer_prior_auth",
+        {"payer": str, "policy": str, "code": str, "required": int, "note": str},
+        {"payer", "policy", "code"},
+    )
+    db.execute("CREATE INDEX idx_payer_prior_auth_current ON payer_prior_auth (payer, policy, code) WHERE v_to IS NULL")
+    _fact_table(
+        db,
+        "payer_unit_limits",
+        {"payer": str, "policy": str, "code": str, "indication": str, "per": str, "max_units": int},
+        {"payer", "policy", "code", "indication", "per"},
+    )
+    db.execute(
+        "CREATE INDEX idx_payer_unit_limits_current ON payer_unit_limits (payer, policy, code, indication, per) "
+        "WHERE v_to IS NULL"
+    )
+
+
+@MIGRATIONS()
+def m008_coverage(db: sqlite_utils.Database) -> None:
+    """Medicare coverage (parsers/cms_mcd.py): LCDs and Billing and Coding Articles, one row per
+    document (its current version), and the coverage rules of each article version: a code of a group
+    with the covered or noncovered ICD-10-CM codes of the same group number. JSON lists are compact
+    arrays (diagnoses dotted, in tabular order)."""
+    _fact_table(
+        db,
+        "policy_documents",
+        {
+            "policy": str,  # "A52370" | "L33394"
+            "doc_type": str,  # "article" | "lcd"
+            "version": int,
+            "article_type": str,
+            "title": str,
+            "status": str,  # "A" | "R" | "P"
+            "retired_on": str,
+            "contractors": str,  # JSON [{"number", "name", "part", "jurisdiction", "states"}]
+            "jurisdictions": str,  # JSON ["J6", "JK"]
+            "states": str,  # JSON, sub-state ids with their parent states
+            "related": str,  # JSON ["L33394"]
+            "supersedes": str,  # JSON ids this document reissues
+            "superseded_by": str,
+        },
+        {"policy", "version"},
+    )
+    db.execute("CREATE INDEX idx_policy_documents_current ON policy_documents (policy) WHERE v_to IS NULL")
+    _fact_table(
+        db,
+        "coverage_rules",
+        {
+            "policy": str,
+            "code": str,
+            "dx_group": int,
+            "covered": int,
+            "policy_version": int,
+            "diagnoses": str,  # JSON dotted ICD-10-CM billable codes
+            "asterisk": str,  # JSON: the diagnoses flagged with the group's asterisk explanation
+            "notes": str,  # JSON: the group paragraphs as plain text
+            "jurisdictions": str,
+            "states": str,
+            "superseded_by": str,
+            "supersedes": str,
+        },
+        {"policy", "code", "dx_group", "covered"},
+    )
+    db.execute(
+        "CREATE INDEX idx_coverage_rules_current ON coverage_rules (policy, code, dx_group, covered) WHERE v_to IS NULL"
+    )
+    db.execute("CREATE INDEX idx_coverage_rules_code ON coverage_rules (code, eff_start)")

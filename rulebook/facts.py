@@ -21,9 +21,11 @@ Two modes (``FactKind.mode``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 
@@ -64,9 +66,7 @@ def _stage(db: sqlite_utils.Database, kind: FactKind, rows: Iterable[Any]) -> tu
     cols = kind.row_columns
     keys = ", ".join(f"[{c}]" for c in kind.key)
     db.execute(f"DROP TABLE IF EXISTS temp.[{stage}]")
-    db.execute(
-        f"CREATE TEMP TABLE [{stage}] ({', '.join(f'[{c}]' for c in cols)}, _act TEXT, UNIQUE ({keys}))"
-    )
+    db.execute(f"CREATE TEMP TABLE [{stage}] ({', '.join(f'[{c}]' for c in cols)}, _act TEXT, UNIQUE ({keys}))")
     sql = (
         f"INSERT OR IGNORE INTO temp.[{stage}] ({', '.join(f'[{c}]' for c in cols)}) "
         f"VALUES ({', '.join('?' * len(cols))})"
@@ -92,10 +92,7 @@ def _drop_duplicates(db: sqlite_utils.Database, stage: str, offered: int, counts
 
 def _partition(kind: FactKind, alias: str, stage: str) -> str:
     """Restrict ``alias`` rows to the partitions (e.g. settings) the release covers."""
-    return (
-        " AND ".join(f"{alias}.[{c}] IN (SELECT DISTINCT [{c}] FROM temp.[{stage}])" for c in kind.partition)
-        or "1"
-    )
+    return " AND ".join(f"{alias}.[{c}] IN (SELECT DISTINCT [{c}] FROM temp.[{stage}])" for c in kind.partition) or "1"
 
 
 def _insert_stage(db: sqlite_utils.Database, kind: FactKind, stage: str, params: dict[str, Any]) -> int:
@@ -115,18 +112,14 @@ def _close_or_drop(db: sqlite_utils.Database, kind: FactKind, where: str, params
     t = kind.name
     params["_dropped"] = (
         params.get("_dropped", 0)
-        + db.execute(
-            f"DELETE FROM [{t}] AS c WHERE c.v_to IS NULL AND c.v_from = :v AND ({where})", params
-        ).rowcount
+        + db.execute(f"DELETE FROM [{t}] AS c WHERE c.v_to IS NULL AND c.v_from = :v AND ({where})", params).rowcount
     )
     return db.execute(
         f"UPDATE [{t}] AS c SET v_to = :v WHERE c.v_to IS NULL AND c.v_from < :v AND ({where})", params
     ).rowcount
 
 
-def _load_stated(
-    db: sqlite_utils.Database, kind: FactKind, stage: str, n: int, params: dict[str, Any]
-) -> LoadCounts:
+def _load_stated(db: sqlite_utils.Database, kind: FactKind, stage: str, n: int, params: dict[str, Any]) -> LoadCounts:
     t = kind.name
     counts = LoadCounts()
     if db.execute(f"SELECT 1 FROM [{t}] WHERE v_to IS NULL LIMIT 1").fetchone() is None:
@@ -172,9 +165,7 @@ def _load_stated(
     return counts
 
 
-def _load_timeline(
-    db: sqlite_utils.Database, kind: FactKind, stage: str, n: int, params: dict[str, Any]
-) -> LoadCounts:
+def _load_timeline(db: sqlite_utils.Database, kind: FactKind, stage: str, n: int, params: dict[str, Any]) -> LoadCounts:
     t = kind.name
     counts = LoadCounts()
     starts = [r[0] for r in db.execute(f"SELECT DISTINCT eff_start FROM temp.[{stage}]")]
@@ -209,9 +200,7 @@ def _load_timeline(
         f"c.eff_end IS NULL AND c.eff_start < :E AND {part} AND NOT EXISTS "
         f"(SELECT 1 FROM temp.[{stage}] s WHERE {series_eq} AND s._act = 'same')"
     )
-    db.execute(
-        f"UPDATE [{t}] AS c SET eff_end = :E WHERE c.v_to IS NULL AND c.v_from = :v AND {ending}", params
-    )
+    db.execute(f"UPDATE [{t}] AS c SET eff_end = :E WHERE c.v_to IS NULL AND c.v_from = :v AND {ending}", params)
     cols = [c for c in kind.row_columns if c != "eff_end"]
     collist = ", ".join(f"[{c}]" for c in cols)
     db.execute("DROP TABLE IF EXISTS temp.ending_ids")
@@ -249,14 +238,196 @@ def load_release(
     transaction. A release older than the one that stated the current row does not override it,
     so documents fetched out of order (a backfill) never roll a fact back."""
     stage, n = _stage(db, kind, rows)
+    return _apply_stage(db, kind, stage, n, {"v": version, "release": release, "sha": artifact_sha256})
+
+
+def _apply_stage(db: sqlite_utils.Database, kind: FactKind, stage: str, n: int, params: dict[str, Any]) -> LoadCounts:
     counts = LoadCounts()
     _drop_duplicates(db, stage, n, counts)
-    params = {"v": version, "release": release, "sha": artifact_sha256}
     loader = _load_timeline if kind.mode == "timeline" else _load_stated
     result = loader(db, kind, stage, n, params)
     result.merge(LoadCounts(skipped=counts.skipped))
     db.execute(f"DROP TABLE IF EXISTS temp.[{stage}]")
     return result
+
+
+# --- chunks: a release as batches of raw lines that SQLite turns into rows -----------------------
+
+
+class Chunk(Protocol):
+    """A batch of checked rows in a parser's own text form (``parsers.cms_ncci_ptp.PtpChunk``):
+    ``row_sql`` maps each of ``kind.row_columns`` to an SQL expression over ``j`` (``json_each`` of
+    the ``lines`` parameter) and ``t`` (the row's tail in a temp table of ``tail_columns``, joined on
+    ``tail_join``), with :meth:`params` as named parameters. ``lo`` and ``hi`` are the first and
+    last rows' leading key columns and ``fixed`` the key columns every row shares (the setting)."""
+
+    count: int
+    tails: list[tuple[Any, ...]]
+    lo: tuple[str, ...]
+    hi: tuple[str, ...]
+    fixed: dict[str, Any]
+    ordered: bool
+    row_sql: dict[str, str]
+    tail_columns: tuple[str, ...]
+    tail_join: str
+
+    def params(self) -> dict[str, Any]: ...
+
+
+_T = TypeVar("_T")
+_END = object()
+
+
+def _in_background(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """``items`` produced by a second thread, ``depth`` ahead: a parser's Python runs while SQLite
+    (which releases the GIL for the length of a statement) inserts the previous chunk. An exception
+    in the producer is raised here; when the consumer stops early the producer is closed and joined."""
+    q: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any, exc: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                q.put((item, exc), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(_END, exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's finally (e.g. the parser's counts) runs in this thread
+
+    worker = threading.Thread(target=run, name="policysync-parse", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is _END:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _current_index(db: sqlite_utils.Database, kind: FactKind, width: int) -> str | None:
+    """A partial index of ``kind``'s current rows (``WHERE v_to IS NULL``) led by the first ``width``
+    key columns (PTP: ``idx_ptp_edits_current``), or None."""
+    for name, sql in db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [kind.name]
+    ).fetchall():
+        cols = [r[2] for r in db.execute(f"PRAGMA index_info([{name}])").fetchall()]
+        if cols[:width] == list(kind.key[:width]) and " ".join(sql.split()).upper().endswith("WHERE V_TO IS NULL"):
+            return str(name)
+    return None
+
+
+def _occupied(db: sqlite_utils.Database, kind: FactKind, index: str, chunk: Chunk, base: int) -> bool:
+    """Whether a current row from before this release (``id <= base``) has a key in the chunk's range.
+    Through ``index`` by name: without statistics the planner would walk the whole ``v_to`` index."""
+    cols = ", ".join(f"[{c}]" for c in kind.key[: len(chunk.lo)])
+    marks = ", ".join("?" * len(chunk.lo))
+    fixed = "".join(f" AND [{c}] = ?" for c in chunk.fixed)
+    sql = (
+        f"SELECT 1 FROM [{kind.name}] INDEXED BY [{index}] WHERE v_to IS NULL "
+        f"AND ({cols}) BETWEEN ({marks}) AND ({marks}){fixed} AND id <= ? LIMIT 1"
+    )
+    return db.execute(sql, [*chunk.lo, *chunk.hi, *chunk.fixed.values(), base]).fetchone() is not None
+
+
+def load_chunks(
+    db: sqlite_utils.Database,
+    kind: FactKind,
+    chunks: Iterator[Chunk],
+    *,
+    version: int,
+    release: str,
+    artifact_sha256: str,
+    on_chunk: Callable[[], None] | None = None,
+) -> tuple[LoadCounts, int]:
+    """:func:`load_release` for a release given as :class:`Chunk` batches (PTP: 2.6 M rows): the same
+    rows, counts and semantics, returned with the number of rows offered. ``chunks`` is consumed on
+    a second thread while SQLite inserts; ``on_chunk`` is called before each chunk is applied.
+
+    The fast path: while the release's rows come in key order with no key twice (``chunk.ordered``)
+    and no current row has a key in a chunk's range, nothing can match, so a stated kind whose absent
+    rows are retained and not counted (PTP) inserts the chunk straight into its table, one statement
+    per chunk. At the first chunk where that does not hold, the rows inserted so far move to the
+    stage table and the rest follows them there: :func:`load_release`'s compare, as if staged from
+    the start."""
+    t = kind.name
+    cols = kind.row_columns
+    collist = ", ".join(f"[{c}]" for c in cols)
+    params = {"v": version, "release": release, "sha": artifact_sha256}
+    direct = kind.mode == "stated" and kind.absent == "retain" and not kind.count_absent
+    base = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM [{t}]").fetchone()[0]
+    tails = f"tails_{t}"
+    stage: str | None = None
+    index: str | None = None
+    offered = inserted = 0
+    db.execute(f"DROP TABLE IF EXISTS temp.[{tails}]")
+    try:
+        for chunk in _in_background(chunks):
+            if on_chunk is not None:
+                on_chunk()
+            if offered == 0:
+                tcols = chunk.tail_columns
+                db.execute(
+                    f"CREATE TEMP TABLE [{tails}] ({', '.join(f'[{c}]' for c in tcols)}, "
+                    f"PRIMARY KEY ([{tcols[0]}])) WITHOUT ROWID"
+                )
+            if chunk.tails:
+                db.conn.executemany(
+                    f"INSERT OR IGNORE INTO temp.[{tails}] VALUES ({', '.join('?' * len(chunk.tail_columns))})",
+                    chunk.tails,
+                )
+            select = (
+                f"SELECT {', '.join(chunk.row_sql[c] for c in cols)} "
+                f"FROM json_each(:lines) AS j CROSS JOIN temp.[{tails}] AS t ON {chunk.tail_join}"
+            )
+            offered += chunk.count
+            if offered == chunk.count and direct:
+                index = _current_index(db, kind, len(chunk.lo))
+                direct = index is not None
+            if stage is None and direct and chunk.ordered and not _occupied(db, kind, index or "", chunk, base):
+                n = db.execute(
+                    f"INSERT INTO [{t}] ({collist}, release, v_from, v_to, artifact_sha256) "
+                    f"SELECT *, :release, :v, NULL, :sha FROM ({select})",
+                    chunk.params() | params,
+                ).rowcount
+                if n != chunk.count:
+                    raise RuntimeError(f"{t}: a chunk of {chunk.count} rows inserted {n} (a tail row is missing)")
+                inserted += n
+                continue
+            if stage is None:
+                stage, _ = _stage(db, kind, ())
+                if inserted:
+                    # Not (or no longer) the fast path: what went in directly moves to the stage.
+                    db.execute(
+                        f"INSERT OR IGNORE INTO temp.[{stage}] ({collist}) SELECT {collist} FROM [{t}] "
+                        "WHERE id > ? ORDER BY id",
+                        [base],
+                    )
+                    db.execute(f"DELETE FROM [{t}] WHERE id > ?", [base])
+            db.execute(f"INSERT OR IGNORE INTO temp.[{stage}] ({collist}) {select}", chunk.params())
+    finally:
+        db.execute(f"DROP TABLE IF EXISTS temp.[{tails}]")
+    if stage is None:
+        return LoadCounts(added=inserted), offered
+    return _apply_stage(db, kind, stage, offered, params), offered
 
 
 def as_of(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from parsers.records import HcpcsRecord, PtpRecord, UnitLimitRecord
+from parsers.records import HcpcsRecord, NdcRecord, PriceRecord, PtpRecord, UnitLimitRecord
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,312 @@ PTP_EDITS = FactKind(
     to_values=ptp_values,
 )
 
-KINDS: dict[str, FactKind] = {k.name: k for k in (HCPCS_CODES, UNIT_LIMITS, PTP_EDITS)}
+
+
+def price_row(rec: PriceRecord) -> dict[str, Any]:
+    return {
+        "code": rec.code,
+        "short_description": rec.short_description,
+        "dosage": rec.dosage,
+        "payment_limit": rec.payment_limit,
+        "coinsurance_pct": rec.coinsurance_pct,
+        "notes": rec.notes,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+DRUG_PRICES = FactKind(
+    name="drug_prices",
+    source="cms_asp",
+    # Each quarterly file states its own period ("Effective ... through ..."), so a quarter's limit
+    # is its own fact; a later quarter never rewrites an earlier one.
+    key=("code", "eff_start"),
+    compared=("payment_limit", "dosage", "coinsurance_pct"),
+    stored=("short_description", "notes"),
+    # A code missing from a later quarter's file simply has no limit then; its past limits stay true.
+    absent="retain",
+    count_absent=False,
+    to_row=price_row,
+    record_type=PriceRecord,
+)
+
+
+def ndc_row(rec: NdcRecord) -> dict[str, Any]:
+    return {
+        "ndc": rec.ndc,
+        "code": rec.code,
+        "labeler": rec.labeler,
+        "drug_name": rec.drug_name,
+        "dosage": rec.dosage,
+        "pkg_size": rec.pkg_size,
+        "pkg_qty": rec.pkg_qty,
+        "bill_units": rec.bill_units,
+        "bill_units_pkg": rec.bill_units_pkg,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+NDC_CROSSWALK = FactKind(
+    name="ndc_crosswalk",
+    source="cms_asp",
+    key=("ndc", "code", "eff_start"),
+    compared=("bill_units_pkg", "bill_units", "dosage", "pkg_size", "pkg_qty"),
+    stored=("labeler", "drug_name"),
+    absent="retain",
+    count_absent=False,
+    to_row=ndc_row,
+    record_type=NdcRecord,
+)
+
+KINDS: dict[str, FactKind] = {k.name: k for k in (HCPCS_CODES, UNIT_LIMITS, PTP_EDITS, DRUG_PRICES, NDC_CROSSWALK)}
+# --- commercial payer policies (parsers/payer.py): one parser for every `<payer>_<docset>` source ---
+
+
+def _json(v: Any) -> str:
+    import json
+
+    return json.dumps(list(v) if isinstance(v, tuple) else v, sort_keys=True, ensure_ascii=False)
+
+
+def payer_document_row(rec: Any) -> dict[str, Any]:
+    return {
+        "payer": rec.payer,
+        "url": rec.url,
+        "status": rec.status,
+        "reason": rec.reason,
+        "policy": rec.policy,
+        "title": rec.title,
+        "doc_type": rec.doc_type,
+        "effective_date": _iso(rec.effective_date),
+        "revised_date": _iso(rec.revised_date),
+        "reviewed_date": _iso(rec.reviewed_date),
+        "pages": rec.pages,
+        "text_sha256": rec.text_sha256,
+        "meta_sha256": rec.meta_sha256,
+        "criteria_sha256": rec.criteria_sha256,
+        "codes_sha256": rec.codes_sha256,
+        "sections": _json(rec.sections),
+        "lines_of_business": _json(rec.lines_of_business),
+        "states": _json(rec.states),
+        "eff_start": _iso(rec.eff_start),
+        "eff_end": None,
+        "locator": rec.locator,
+    }
+
+
+def payer_coverage_row(rec: Any) -> dict[str, Any]:
+    return {
+        "payer": rec.payer,
+        "policy": rec.policy,
+        "code": rec.code,
+        "drug": rec.drug,
+        "covered": int(rec.covered),
+        "coverage_level": rec.coverage_level,
+        "description": rec.description,
+        "diagnoses": _json(rec.diagnoses),
+        "diagnosis_specs": _json(rec.diagnosis_specs),
+        "restrictions": rec.restrictions,
+        "states": _json(rec.states),
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": None,
+        "locator": rec.locator,
+    }
+
+
+def payer_prior_auth_row(rec: Any) -> dict[str, Any]:
+    return {
+        "payer": rec.payer,
+        "policy": rec.policy,
+        "code": rec.code,
+        "required": int(rec.required),
+        "note": rec.note,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": None,
+        "locator": rec.locator,
+    }
+
+
+def payer_unit_limit_row(rec: Any) -> dict[str, Any]:
+    return {
+        "payer": rec.payer,
+        "policy": rec.policy,
+        "code": rec.code,
+        "indication": rec.indication,
+        "per": rec.per or "",
+        "max_units": rec.max_units,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": None,
+        "locator": rec.locator,
+    }
+
+
+def _payer_kinds() -> tuple[FactKind, ...]:
+    from parsers.payer_records import (
+        PayerCoverageRecord,
+        PayerDocumentRecord,
+        PayerPriorAuthRecord,
+        PayerUnitLimitRecord,
+    )
+
+    # A payer policy is the whole statement of its rules: a code, limit or prior-auth rule a new
+    # version no longer lists ends there ("close"), but only within that payer's policy (partition).
+    # A document that needs review yields no rules, so nothing of its policy is closed.
+    return (
+        FactKind(
+            name="payer_documents",
+            source=PAYER_SOURCE,
+            key=("payer", "url"),
+            compared=(
+                "status", "reason", "policy", "title", "effective_date", "revised_date", "reviewed_date",
+                "text_sha256", "meta_sha256", "criteria_sha256", "codes_sha256",
+            ),
+            stored=("doc_type", "pages", "sections", "lines_of_business", "states"),
+            absent="retain",
+            count_absent=False,
+            to_row=payer_document_row,
+            record_type=PayerDocumentRecord,
+        ),
+        FactKind(
+            name="payer_coverage",
+            source=PAYER_SOURCE,
+            key=("payer", "policy", "code", "drug"),
+            compared=("covered", "coverage_level", "description", "diagnoses", "diagnosis_specs", "restrictions", "states"),
+            stored=(),
+            absent="close",
+            partition=("payer", "policy"),
+            to_row=payer_coverage_row,
+            record_type=PayerCoverageRecord,
+        ),
+        FactKind(
+            name="payer_prior_auth",
+            source=PAYER_SOURCE,
+            key=("payer", "policy", "code"),
+            compared=("required", "note"),
+            stored=(),
+            absent="close",
+            partition=("payer", "policy"),
+            to_row=payer_prior_auth_row,
+            record_type=PayerPriorAuthRecord,
+        ),
+        FactKind(
+            name="payer_unit_limits",
+            source=PAYER_SOURCE,
+            key=("payer", "policy", "code", "indication", "per"),
+            compared=("max_units",),
+            stored=(),
+            absent="close",
+            partition=("payer", "policy"),
+            to_row=payer_unit_limit_row,
+            record_type=PayerUnitLimitRecord,
+        ),
+    )
+
+
+# The parser name every configured payer source shares (`parser = "payer"` in its config entry).
+PAYER_SOURCE = "payer"
+PAYER_KINDS: tuple[FactKind, ...] = _payer_kinds()
+KINDS.update({k.name: k for k in PAYER_KINDS})
+
 KINDS_BY_SOURCE: dict[str, list[FactKind]] = {}
 for _k in KINDS.values():
+    KINDS_BY_SOURCE.setdefault(_k.source, []).append(_k)
+
+
+# --- Medicare coverage (parsers/cms_mcd.py; parsers/mcd_build.py for every MCD front end) ---------
+
+
+def _mcd_json(v: Any) -> str:
+    import json
+
+    return json.dumps(list(v), ensure_ascii=False, separators=(",", ":"))
+
+
+def policy_document_row(rec: Any) -> dict[str, Any]:
+    contractors = [
+        {"number": c.number, "name": c.name, "part": c.part, "jurisdiction": c.jurisdiction, "states": list(c.states)}
+        for c in rec.contractors
+    ]
+    return {
+        "policy": rec.policy,
+        "doc_type": rec.doc_type,
+        "version": rec.version,
+        "article_type": rec.article_type,
+        "title": rec.title,
+        "status": rec.status,
+        "retired_on": _iso(rec.retired_on),
+        "contractors": _mcd_json(contractors),
+        "jurisdictions": _mcd_json(rec.jurisdictions),
+        "states": _mcd_json(rec.states),
+        "related": _mcd_json(rec.related),
+        "supersedes": _mcd_json(rec.supersedes),
+        "superseded_by": rec.superseded_by,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+def coverage_rule_row(rec: Any) -> dict[str, Any]:
+    return {
+        "policy": rec.policy,
+        "code": rec.code,
+        "dx_group": rec.group,
+        "covered": int(rec.covered),
+        "policy_version": rec.policy_version,
+        "diagnoses": _mcd_json(rec.diagnoses),
+        "asterisk": _mcd_json(rec.asterisk),
+        "notes": _mcd_json(rec.notes),
+        "jurisdictions": _mcd_json(rec.jurisdictions),
+        "states": _mcd_json(rec.states),
+        "superseded_by": rec.superseded_by,
+        "supersedes": _mcd_json(rec.supersedes),
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+def _mcd_kinds() -> tuple[FactKind, ...]:
+    from parsers.mcd_records import CoverageRuleRecord, PolicyDocumentRecord
+
+    return (
+        # One row per LCD or article: a new version replaces the row (the diff shows the version change).
+        # A document missing from a newer export stays in force, counted (the Coverage API path sends
+        # only changed documents).
+        FactKind(
+            name="policy_documents",
+            source="cms_mcd",
+            key=("policy",),
+            compared=(
+                "version", "title", "status", "retired_on", "contractors", "jurisdictions", "states", "related",
+                "superseded_by", "supersedes",
+            ),
+            stored=("doc_type", "article_type"),
+            absent="retain",
+            to_row=policy_document_row,
+            record_type=PolicyDocumentRecord,
+        ),
+        # One row per article, code, group and covered flag. An article version is the whole statement of
+        # its rules: a code or group it no longer lists ends, but only within that article (partition).
+        FactKind(
+            name="coverage_rules",
+            source="cms_mcd",
+            key=("policy", "code", "dx_group", "covered"),
+            compared=("policy_version", "diagnoses", "asterisk", "notes", "superseded_by"),
+            stored=("jurisdictions", "states", "supersedes"),
+            absent="close",
+            partition=("policy",),
+            to_row=coverage_rule_row,
+            record_type=CoverageRuleRecord,
+        ),
+    )  # fmt: skip
+
+
+MCD_KINDS: tuple[FactKind, ...] = _mcd_kinds()
+KINDS.update({k.name: k for k in MCD_KINDS})
+for _k in MCD_KINDS:
     KINDS_BY_SOURCE.setdefault(_k.source, []).append(_k)

@@ -39,6 +39,8 @@ class AuditEntry:
     previous_state: str
     new_state: str
     forced: bool
+    # What a forced decision overrode (an earlier decision, a rejected or quarantined version), else None.
+    overrode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +57,7 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
         previous_state=row["previous_state"],
         new_state=row["new_state"],
         forced=bool(row["forced"]),
+        overrode=row.get("overrode"),
     )
 
 
@@ -106,6 +109,21 @@ def _rejected_since_approval(db: sqlite_utils.Database, version: int) -> list[in
     return sorted(out)
 
 
+def quarantine_blockers(db: sqlite_utils.Database, version: int) -> list[dict[str, Any]]:
+    """Quarantines an approval of ``version`` would override: its own, and those of the versions not
+    yet approved between it and the last approved one, whose facts it carries (facts are cumulative).
+    Rejected versions are left to the rejected-version check."""
+    ids: list[int] = []
+    for vid, state in reversed(_states(db)):
+        if vid > version:
+            continue
+        if vid < version and state == "approved":
+            break
+        if vid == version or state != "rejected":
+            ids.append(vid)
+    return vers.quarantines(db, ids)
+
+
 def pending_count(db: sqlite_utils.Database) -> int:
     return sum(1 for _, state in _states(db) if state == "pending_review")
 
@@ -133,21 +151,38 @@ def decide(
     if v.status != "committed":
         raise ReviewError(f"version {version} is {v.status}, not committed: only committed versions can be reviewed")
     previous = v.review_state
-    if previous in DECIDED and not force:
-        last = [e for e in audit_log(db) if e.version_id == version]
-        by = f" by {last[-1].actor} at {last[-1].at}" if last else ""
-        raise ReviewError(
-            f"version {version} was already {previous}{by}; use --force to record a new decision"
-        )
-    if action == "approve" and not force:
+    overrode: list[str] = []
+    if previous in DECIDED:
+        if not force:
+            last = [e for e in audit_log(db) if e.version_id == version]
+            by = f" by {last[-1].actor} at {last[-1].at}" if last else ""
+            raise ReviewError(
+                f"version {version} was already {previous}{by}; use --force to record a new decision"
+            )
+        overrode.append(f"earlier decision: {previous}")
+    if action == "approve":
+        base = max([vid for vid, st in _states(db) if vid < version and st == "approved"], default=0)
         carried = _rejected_since_approval(db, version)
         if carried:
-            base = max([vid for vid, st in _states(db) if vid < version and st == "approved"], default=0)
             ids = ", ".join(map(str, carried))
-            raise ReviewError(
-                f"version {version} also carries the facts of rejected version {ids} (facts are cumulative); "
-                f"review `policysync diff {base} {version}` and use --force to approve anyway"
-            )
+            if not force:
+                raise ReviewError(
+                    f"version {version} also carries the facts of rejected version {ids} (facts are cumulative); "
+                    f"review `policysync diff {base} {version}` and use --force to approve anyway"
+                )
+            overrode.append(f"rejected version {ids}")
+        blockers = quarantine_blockers(db, version)
+        if blockers:
+            if not force:
+                q = blockers[0]
+                whose = "is"
+                if q["version_id"] != version:
+                    whose = f"carries the facts of version {q['version_id']}, which is"
+                raise ReviewError(
+                    f"version {version} {whose} quarantined: {q['message']}; review `policysync diff {base} "
+                    f"{version}` and use --force with a --note giving the reason to approve anyway"
+                )
+            overrode.extend(f"quarantine of version {q['version_id']}: {q['message']}" for q in blockers)
     new_state = ACTIONS[action]
     with db.conn:
         db.execute("UPDATE versions SET review_state = ? WHERE id = ?", [new_state, version])
@@ -161,7 +196,8 @@ def decide(
                 "note": note,
                 "previous_state": previous,
                 "new_state": new_state,
-                "forced": int(force and previous in DECIDED),
+                "forced": int(bool(overrode)),
+                "overrode": "; ".join(overrode) or None,
             }
         )
         rowid = int(table.last_pk)  # type: ignore[arg-type]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,10 +38,13 @@ def _version(row: dict[str, Any]) -> Version:
 
 
 def begin_version(db: sqlite_utils.Database, *, kind: str, now: str) -> int:
-    """Open a version in state ``building``; its facts become visible only on commit."""
+    """Open a version in state ``building``; its facts become visible only on commit. While it builds,
+    its summary names the process (pid, host), so ``verify`` can tell a live build from one left by a
+    process that died (rulebook/verify.py)."""
     table = db.table("versions")
+    builder = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
     table.insert(
-        {"kind": kind, "started_at": now, "status": "building", "review_state": "none", "summary": "{}"}
+        {"kind": kind, "started_at": now, "status": "building", "review_state": "none", "summary": builder}
     )
     return int(table.last_pk)  # type: ignore[arg-type]
 
@@ -177,3 +182,92 @@ def source_status(db: sqlite_utils.Database, cadences: dict[str, int], now: date
             }
         )
     return out
+
+
+# --- quarantine (issue 7 part 3) ------------------------------------------------------------------
+
+
+def release_record_counts(db: sqlite_utils.Database, source: str) -> dict[str, int]:
+    """Per release, the records its parsed documents yielded. A document re-issued under the same
+    file name and release replaces the earlier copy (the later download wins, as in loading), so a
+    re-issue is not counted twice; a release of several documents (MUE: one per setting) sums them."""
+    latest: dict[tuple[str, str], tuple[str, int]] = {}
+    for r in db.query(
+        "SELECT release, filename, url, record_count, first_fetched_at FROM artifacts "
+        "WHERE source = ? AND parse_status = 'parsed' AND release IS NOT NULL",
+        [source],
+    ):
+        slot = (r["release"], r["filename"] or r["url"])
+        seen = latest.get(slot)
+        if seen is None or (r["first_fetched_at"] or "") >= seen[0]:
+            latest[slot] = (r["first_fetched_at"] or "", int(r["record_count"] or 0))
+    out: dict[str, int] = {}
+    for (release, _), (_, n) in latest.items():
+        out[release] = out.get(release, 0) + n
+    return out
+
+
+def quarantine_check(
+    db: sqlite_utils.Database,
+    source: str,
+    attempted: list[dict[str, Any]],
+    records: int,
+    threshold: float,
+) -> dict[str, Any] | None:
+    """Whether a source is quarantined after a run that tried to parse the documents ``attempted``
+    (artifact rows) and loaded ``records`` records from them: it yielded nothing, or a release it
+    touched has more than ``threshold`` (a share) fewer records than the source's previous release.
+    Returns the quarantine row (without version_id), the worst release first, or None."""
+    if not attempted:
+        return None
+    if records == 0:
+        names = ", ".join(sorted({a["filename"] or a["url"] for a in attempted}))
+        return {
+            "source": source,
+            "reason": "empty",
+            "message": f"{source}: yielded no records from {len(attempted)} document(s) ({names})",
+            "release": max((a["release"] or "" for a in attempted), default="") or None,
+            "records": 0,
+            "previous_release": None,
+            "previous_records": None,
+            "drop_share": None,
+            "threshold": threshold,
+        }
+    counts = release_record_counts(db, source)
+    worst: dict[str, Any] | None = None
+    for release in sorted({a["release"] for a in attempted if a["release"]}):
+        earlier = [r for r in counts if r < release and counts[r] > 0]
+        if not earlier:
+            continue  # the source's first release: nothing to compare with
+        prev = max(earlier)
+        n, before = counts.get(release, 0), counts[prev]
+        drop = 1 - n / before
+        if drop > threshold and (worst is None or drop > worst["drop_share"]):
+            worst = {
+                "source": source,
+                "reason": "drop",
+                "message": (
+                    f"{source}: release {release} yielded {n:,} records against {before:,} in release {prev} "
+                    f"(-{drop:.1%}, more than the configured quarantine_drop of {threshold:.0%})"
+                ),
+                "release": release,
+                "records": n,
+                "previous_release": prev,
+                "previous_records": before,
+                "drop_share": round(drop, 4),
+                "threshold": threshold,
+            }
+    return worst
+
+
+def record_quarantine(db: sqlite_utils.Database, version: int, row: dict[str, Any]) -> None:
+    db.table("quarantines").insert({"version_id": version, **row}, replace=True)
+
+
+def quarantines(db: sqlite_utils.Database, versions: list[int] | None = None) -> list[dict[str, Any]]:
+    """Quarantine rows, by version then source; only those of ``versions`` when given."""
+    rows = list(db.table("quarantines").rows_where(order_by="version_id, source"))
+    if versions is not None:
+        wanted = set(versions)
+        rows = [r for r in rows if r["version_id"] in wanted]
+    return rows

@@ -37,6 +37,7 @@ import pytest
 import sqlite_utils
 
 from compiler.packs import compile_packs, read_packs
+from parsers import cms_ncci_ptp as ptp_parser
 from parsers.errors import PackError, PolicySyncError
 from policysync import pipeline
 from policysync.config import Home, init_home, resolve_home
@@ -661,7 +662,7 @@ BAD_INPUT = {
         PTP_PATH,
         lambda d: _ptp_zip(_five_fields_at_line_158(d)),
         f"{PTP_MEMBER} line 158: expected 7 tab-separated fields, found 5",
-        150,  # lines 7-157 were read, 151 edits: fifteen batches of ten are in the stage table
+        151,  # lines 7-157 were read, 151 edits, each its own chunk here: all are in the stage table
     ),
     "PTP zip holding the hospital file": Bad(
         "cms_ncci_ptp",
@@ -709,16 +710,24 @@ def test_bad_input_fails_the_source_keeps_every_fact_and_the_next_good_sync_load
     # loader's stage table, inside the document's savepoint) when it is found; at the real 50,000 a
     # 154-row file would still be in a Python list. Spies record what was staged and what is left
     # once the savepoint is rolled back, in the same transaction.
+    # PTP loads through parse_chunks/load_chunks: a block of one character makes every line its own
+    # chunk (a block ends at the next line end), each inserted before the next is checked.
     monkeypatch.setattr(facts, "CHUNK", 10)
+    monkeypatch.setattr(ptp_parser, "_BLOCK_CHARS", 1)
     staged: list[int] = []
     left: list[tuple[list[str], int]] = []
-    real_load, real_artifact = pipeline.load_release, pipeline._load_artifact
+    real_load, real_chunks, real_artifact = pipeline.load_release, pipeline.load_chunks, pipeline._load_artifact
+
+    def staged_rows(db: sqlite_utils.Database, kind: Any) -> int:
+        if db.execute("SELECT 1 FROM sqlite_temp_master WHERE name = ?", [f"stage_{kind.name}"]).fetchone():
+            return int(db.execute(f"SELECT COUNT(*) FROM temp.[stage_{kind.name}]").fetchone()[0])
+        return 0  # the problem came before the first row (chunks create the stage table lazily)
 
     def load_spy(db: sqlite_utils.Database, kind: Any, rows: Any, **kw: Any) -> Any:
         try:
-            return real_load(db, kind, rows, **kw)
+            return (real_chunks if kw.pop("chunked", False) else real_load)(db, kind, rows, **kw)
         except PolicySyncError:
-            staged.append(db.execute(f"SELECT COUNT(*) FROM temp.[stage_{kind.name}]").fetchone()[0])
+            staged.append(staged_rows(db, kind))
             raise
 
     def artifact_spy(db: sqlite_utils.Database, blobs: Any, version: int, art: dict[str, Any], *a: Any) -> None:
@@ -730,6 +739,7 @@ def test_bad_input_fails_the_source_keeps_every_fact_and_the_next_good_sync_load
             left.append((stages, rows))
 
     monkeypatch.setattr(pipeline, "load_release", load_spy)
+    monkeypatch.setattr(pipeline, "load_chunks", lambda *a, **kw: load_spy(*a, chunked=True, **kw))
     monkeypatch.setattr(pipeline, "_load_artifact", artifact_spy)
 
     with MirrorServer(shared_data, sources=SOURCES) as mirror:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from scrapy import Spider
 
+from crawlers.spiders.cms_asp import CmsAspSpider
 from crawlers.spiders.cms_hcpcs import CmsHcpcsSpider
+from crawlers.spiders.cms_mcd import CmsMcdSpider
 from crawlers.spiders.cms_ncci_mue import CmsNcciMueSpider
 from crawlers.spiders.cms_ncci_ptp import CmsNcciPtpSpider
+from crawlers.spiders.payer import PayerSpider
 
 SPIDERS: dict[str, type[Spider]] = {
-    spider.name: spider for spider in (CmsHcpcsSpider, CmsNcciMueSpider, CmsNcciPtpSpider)
+    spider.name: spider for spider in (CmsHcpcsSpider, CmsNcciMueSpider, CmsNcciPtpSpider, CmsAspSpider)
 }
+# The payer spider serves every configured `<payer>_<docset>` source (config key `parser = "payer"`).
+SPIDERS[PayerSpider.name] = PayerSpider
+SPIDERS[CmsMcdSpider.name] = CmsMcdSpider
 
 __all__ = ["SPIDERS"]

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from compiler.packs import compile_packs
 from policysync.cli import cli
-from policysync.config import resolve_home
+from policysync.config import configured_payers, resolve_home
 from rulebook import review
 from rulebook.db import open_rulebook
 
@@ -54,7 +54,9 @@ def compile_cmd(
     """
     home = resolve_home(obj["home"]).require()
     db = open_rulebook(home.db_path)
-    res = compile_packs(db, start=start, end=end, scope=scope, out_dir=Path(out_dir), version=version)
+    res = compile_packs(
+        db, start=start, end=end, scope=scope, out_dir=Path(out_dir), version=version, payers=configured_payers(home)
+    )
     if res.review_state == "pending_review":
         click.echo(
             f"warning: version {res.version} is pending review, not approved: compiled only because --version "

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from parsers.errors import UsageError
 from policysync.cli import cli
-from policysync.config import resolve_home
+from policysync.config import load_sources, resolve_home
 from rulebook import versions as vers
 from rulebook.db import open_rulebook
 from rulebook.diff import diff_versions, render_json, render_markdown, render_text
+from rulebook.report_html import HTML_LIMIT, render_html
 
-RENDERERS = {"text": render_text, "json": render_json, "md": render_markdown}
+RENDERERS = {"text": render_text, "json": render_json, "md": render_markdown, "html": render_html}
 
 
 @cli.command()
@@ -34,13 +36,17 @@ def diff(
     output: str | None,
 ) -> None:
     """What changed between two rulebook versions: added, discontinued and reactivated codes,
-    descriptor, billing-unit and effective-date changes (retroactive ones flagged), with severity.
+    descriptor, billing-unit and effective-date changes (retroactive ones flagged), with severity,
+    provenance, and the quarantined and stale sources.
 
-    Without versions: the latest committed version against the one before it.
+    Without versions: the latest committed version against the one before it. --format html writes a
+    self-contained page (no network needed) with counts, filters by source, severity and code, and
+    the changes grouped by source, then policy or table, then code.
 
     \b
     Example:
       policysync diff 3 4 --format md -o changes.md
+      policysync diff 3 4 --format html -o changes.html
     """
     home = resolve_home(obj["home"]).require()
     db = open_rulebook(home.db_path)
@@ -55,7 +61,19 @@ def diff(
         v1 = vers.previous_committed(db, v2) or 0
     elif v1 != 0:
         vers.get_version(db, v1)
-    text = RENDERERS["json" if as_json else fmt](diff_versions(db, v1, v2, sources=list(sources) or None))
+    cs = diff_versions(db, v1, v2, sources=list(sources) or None)
+    cadences = {sid: cfg.cadence_days for sid, cfg in load_sources(home).items() if cfg.enabled}
+    cs.sources = [
+        s
+        for s in vers.source_status(db, cadences, datetime.now(UTC))
+        if not sources or s["source"] in sources
+    ]
+    if fmt == "html" and not as_json and len(cs.changes) > HTML_LIMIT:
+        raise UsageError(
+            f"diff {v1} {v2}: {len(cs.changes):,} changes are too many for one HTML page (limit {HTML_LIMIT:,}); "
+            "narrow it with --source ID, or use --format md or --json"
+        )
+    text = RENDERERS["json" if as_json else fmt](cs)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -35,7 +36,8 @@ def init(obj: dict[str, str]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def versions(obj: dict[str, str], as_json: bool) -> None:
-    """List rulebook versions with their status, review state and per-source outcome.
+    """List rulebook versions with their status, review state, per-source outcome and quarantined
+    sources, then each source's last run and staleness.
 
     \b
     Example:
@@ -46,6 +48,11 @@ def versions(obj: dict[str, str], as_json: bool) -> None:
     rows = vers.list_versions(db)
     cadences = {sid: cfg.cadence_days for sid, cfg in load_sources(home).items() if cfg.enabled}
     sources = vers.source_status(db, cadences, datetime.now(UTC))
+    for s in sources:
+        s["last_run"] = _last_run(db, s["source"])
+    quarantined: dict[int, list[dict[str, object]]] = {}
+    for q in vers.quarantines(db):
+        quarantined.setdefault(q["version_id"], []).append(q)
     if as_json:
         listed = [
             {
@@ -57,6 +64,9 @@ def versions(obj: dict[str, str], as_json: bool) -> None:
                 "finished_at": v.finished_at,
                 "sources": {s["source"]: s["outcome"] for s in v.summary.get("sources", [])},
                 "changes": v.summary.get("changes", {}),
+                "quarantined": [
+                    {k: q[k] for k in ("source", "reason", "message")} for q in quarantined.get(v.id, [])
+                ],
             }
             for v in rows
         ]
@@ -71,6 +81,8 @@ def versions(obj: dict[str, str], as_json: bool) -> None:
         click.echo(
             f"{v.id:>4}  {v.kind:<8} {v.status:<10} {v.review_state:<15} {v.finished_at or '-':<21} {srcs}"
         )
+        for q in quarantined.get(v.id, []):
+            click.echo(f"      QUARANTINED {q['message']} (approval needs --force and a --note)")
     click.echo("sources:")
     for s in sources:
         flag = "STALE" if s["stale"] else "ok"
@@ -80,7 +92,31 @@ def versions(obj: dict[str, str], as_json: bool) -> None:
             line += f"; last run: {s['last_outcome']} in version {s['last_version']}"
         if s["last_error"]:
             line += f": {s['last_error']}"
+        run = s["last_run"]
+        if run:
+            line += (
+                f" ({run['requests']} requests, {run['not_modified']} not modified, {run['new_documents']} new "
+                f"documents, {run['records']} records, facts +{run['added']} -{run['removed']} ~{run['modified']}, "
+                f"{run['duration_s']:.1f}s)"
+            )
         click.echo(line)
+
+
+def _last_run(db: Any, source: str) -> dict[str, Any] | None:
+    """The counts of the source's last run report (table source_runs), or None if it never ran."""
+    rows = list(
+        db.query(
+            "SELECT version_id, outcome, requests, not_modified, new_documents, records, added, removed, "
+            "modified, duration_s, error FROM source_runs WHERE source = ? ORDER BY version_id DESC LIMIT 1",
+            [source],
+        )
+    )
+    if not rows:
+        return None
+    run = dict(rows[0])
+    run["errors"] = (run.pop("error") or "").splitlines()
+    run["duration_s"] = run["duration_s"] or 0.0
+    return run
 
 
 @cli.command()

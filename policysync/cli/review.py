@@ -37,7 +37,10 @@ def _decide(obj: dict[str, str], action: str, version: int, by: str | None, note
 _BY = click.option("--by", "by", metavar="NAME", help="Who decides (required).")
 _NOTE = click.option("--note", "note", metavar="TEXT", help="Why (required).")
 _FORCE = click.option(
-    "--force", is_flag=True, help="Replace an earlier decision, or approve over a rejected earlier version."
+    "--force",
+    is_flag=True,
+    help="Replace an earlier decision, or approve over a rejected earlier version or a quarantined source "
+    "(the note says why; the audit log records what was overridden).",
 )
 
 
@@ -48,7 +51,8 @@ _FORCE = click.option(
 @_FORCE
 @click.pass_obj
 def approve(obj: dict[str, str], version: int, by: str | None, note: str | None, force: bool) -> None:
-    """Approve committed VERSION: `compile` may then use it by default.
+    """Approve committed VERSION: `compile` may then use it by default. A version with a quarantined
+    source (its record count dropped past quarantine_drop, or it yielded nothing) needs --force.
 
     \b
     Example:
@@ -93,7 +97,7 @@ def log_cmd(obj: dict[str, str], as_json: bool) -> None:
         click.echo("no review decisions yet")
         return
     for e in entries:
-        forced = " (forced)" if e.forced else ""
+        forced = (f" (forced over {e.overrode})" if e.overrode else " (forced)") if e.forced else ""
         click.echo(
             f"#{e.id} {e.at} {e.actor}: {e.action} version {e.version_id} "
             f"({e.previous_state} -> {e.new_state}){forced}: {e.note}"
