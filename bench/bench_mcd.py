@@ -97,8 +97,8 @@ def main() -> int:
     ap.add_argument("--gen", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    out: dict[str, Any] = {"machine": f"{os.cpu_count()} CPUs {platform.machine()}, Python {platform.python_version()}, "
-                           f"SQLite {sqlite3.sqlite_version}"}  # fmt: skip
+    machine = f"{os.cpu_count()} CPUs {platform.machine()}, Python {platform.python_version()}"
+    out: dict[str, Any] = {"machine": f"{machine}, SQLite {sqlite3.sqlite_version}"}
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench_mcd_") as tmp:
         work = Path(tmp)

@@ -121,7 +121,7 @@ parse_records_s = time.perf_counter() - t0
 
 db = open_rulebook(Path(sys.argv[2]))
 total, records = LoadCounts(), 0
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 with db.atomic():
     version = vers.begin_version(db, kind="sync", now="2026-07-01T00:00:00Z")
     for art in arts:
@@ -130,11 +130,12 @@ with db.atomic():
             total.merge(counts)
             records += n
     before_commit = time.perf_counter() - t0
-seconds = time.perf_counter() - t0
+seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
 stored = db.execute("SELECT count(*) FROM ptp_edits").fetchone()[0]
 print(json.dumps({"seconds": seconds, "commit_s": seconds - before_commit, "parse_only_s": parse_s,
-                  "parse_records_s": parse_records_s, "parsed": parsed, "records_parsed": records_parsed,
-                  "documents": len(arts), "records": records, "added": total.added, "stored": stored}))
+                  "parse_records_s": parse_records_s, "load_cpu_s": cpu_s, "parsed": parsed,
+                  "records_parsed": records_parsed, "documents": len(arts), "records": records,
+                  "added": total.added, "stored": stored}))
 """
 
 
@@ -151,9 +152,11 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
+    cpu_s: float | None = None  # user + system CPU of the command (/usr/bin/time), every thread
 
     def summary(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "peak_rss_kb": self.peak_rss_kb, "returncode": self.returncode}
+        return {"seconds": self.seconds, "peak_rss_kb": self.peak_rss_kb, "returncode": self.returncode,
+                "cpu_s": self.cpu_s}
 
 
 def _vm_hwm(pid: int) -> int:
@@ -173,8 +176,9 @@ def run_cmd(cmd: list[str], work: Path) -> Run:
     peak (the mirror holds the served zips). ``/usr/bin/time`` forks a small process first."""
     out, err, rss_file = work / "cmd.stdout", work / "cmd.stderr", work / "cmd.rss"
     timed = os.access(GNU_TIME, os.X_OK)
-    full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if timed else cmd
+    full = [GNU_TIME, "-f", "%U %S %M", "-o", str(rss_file), *cmd] if timed else cmd
     peak = 0
+    cpu = None
     with out.open("wb") as fo, err.open("wb") as fe:
         t0 = time.perf_counter()
         proc = subprocess.Popen(full, stdout=fo, stderr=fe)
@@ -186,9 +190,11 @@ def run_cmd(cmd: list[str], work: Path) -> Run:
                 time.sleep(0.02)
         seconds = time.perf_counter() - t0
     if timed:
-        # "Command exited with non-zero status N" may come first; the figure is on the last line.
-        peak = int(rss_file.read_text().split()[-1])
-    return Run(cmd, seconds, peak, proc.returncode, out.read_text(errors="replace"), err.read_text(errors="replace"))
+        # "Command exited with non-zero status N" may come first; the figures are on the last line.
+        user, system, rss = rss_file.read_text().split()[-3:]
+        peak, cpu = int(rss), float(user) + float(system)
+    return Run(cmd, seconds, peak, proc.returncode, out.read_text(errors="replace"), err.read_text(errors="replace"),
+               cpu)
 
 
 def policysync(home: Path, *args: str) -> list[str]:
@@ -275,6 +281,7 @@ def sqlite_import(csv_path: Path, work: Path, repeat: int) -> dict[str, Any]:
         runs.append(run)
     b = best(runs)
     return {"best_s": b.seconds, "runs_s": [r.seconds for r in runs], "peak_rss_kb": b.peak_rss_kb,
+            "cpu_s": min((r.cpu_s for r in runs if r.cpu_s is not None), default=None),
             "stored": stored, "csv_bytes": csv_path.stat().st_size}
 
 
@@ -333,6 +340,7 @@ def run_bench(data: Path, gen_arg: Path | None, repeat: int) -> dict[str, Any]:
         # (2) the baseline, first: the CSV is removed before the syncs fill the disk.
         csv_path = work / "rows.csv"
         csv_rows = write_csv(gen / Q3, csv_path)
+        LOAD_SEEN["baseline"] = os.getloadavg()[0]
         baseline = sqlite_import(csv_path, work, repeat)
         baseline["rows"] = csv_rows
         csv_path.unlink()
@@ -344,6 +352,7 @@ def run_bench(data: Path, gen_arg: Path | None, repeat: int) -> dict[str, Any]:
         with MirrorServer(data, sources=[MUE, PTP], extra_dirs=[gen / Q3]) as mirror:
             url = mirror.url
             # (1) first sync of 2026-07, one source at a time.
+            LOAD_SEEN["first_ptp_sync"] = os.getloadavg()[0]
             first_ptp = sync_figures(run_cmd(policysync(home, "sync", "--source", PTP, "--mirror", url, "--json"),
                                              work), PTP)
             first_mue = sync_figures(run_cmd(policysync(home, "sync", "--source", MUE, "--mirror", url, "--json"),
@@ -411,7 +420,17 @@ def run_bench(data: Path, gen_arg: Path | None, repeat: int) -> dict[str, Any]:
             "stderr": diff_runs[-1].stderr.strip()[-2000:] if diff_runs[-1].returncode else "",
         }
 
-        # (6) compile a Medicare pack for Q3 2026 with its PTP companion.
+        # (6) compile a Medicare pack for Q3 2026 with its PTP companion. compile uses approved
+        # versions only: the syncs above are approved first, oldest first, as a reviewer would.
+        db = open_rulebook(home.joinpath("rulebook.db"))
+        pending = [r[0] for r in db.execute(
+            "SELECT id FROM versions WHERE status = 'committed' AND review_state = 'pending_review' ORDER BY id")]
+        db.close()
+        for v in pending:
+            approve = run_cmd(policysync(home, "review", "approve", str(v), "--by", "bench_ncci",
+                                         "--note", "benchmark run"), work)
+            if approve.returncode != 0:
+                raise SystemExit(f"policysync review approve {v} failed: {approve.stderr.strip()}")
         pack_dir = work / "pack"
         comp_run = run_cmd(policysync(home, "compile", "--from", WINDOW[0], "--to", WINDOW[1], "--scope", "medicare",
                                       "-o", str(pack_dir), "--json"), work)
@@ -451,6 +470,8 @@ def assemble(
         "report_ptp_duration_over_sqlite_import": (first_ptp["report_duration_s"] or 0) / base,
         "sync_command_over_sqlite_import": first_ptp["seconds"] / base,
         "parse_load_only_over_sqlite_import": load_only.get("seconds", 0) / base,
+        # CPU time (user + system, all threads) does not grow when other processes take the CPUs.
+        "sync_command_cpu_over_sqlite_import_cpu": (first_ptp.get("cpu_s") or 0) / (baseline.get("cpu_s") or 1e-9),
     }
     rss = {
         "sync 2026-07 PTP": first_ptp["peak_rss_kb"],
@@ -554,7 +575,13 @@ def environment(data: Path, gen: Path, gen_arg: Path | None) -> dict[str, Any]:
         "peak_rss_by": "/usr/bin/time -f %M" if os.access(GNU_TIME, os.X_OK) else "polling VmHWM",
         "data": str(data),
         "generated": str(gen) if gen_arg else "temporary (bench/generate.py, removed afterwards)",
+        # The machine is shared: the 1-minute load average when each timed step began.
+        "load_average": dict(LOAD_SEEN),
     }
+
+
+#: 1-minute load average at the start of the baseline and of the first PTP sync (the ratio's parts).
+LOAD_SEEN: dict[str, float] = {}
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -589,6 +616,8 @@ def table(r: dict[str, Any]) -> str:
         + (f" in {gen['seconds']:.1f}s" if gen["seconds"] else "")
         + f"; PTP rows {exp['ptp_rows'][Q3]:,} ({Q3}) / {exp['ptp_rows'][Q4]:,} ({Q4}); peak RSS by "
         f"{env['peak_rss_by']}",
+        "1-minute load average (the 2 CPUs are shared) at the baseline: "
+        + ", at the first PTP sync: ".join(f"{v:.1f}" for v in env.get("load_average", {}).values()),
         "",
         f"{'measure':<54} {'time':>9} {'peak RSS':>9}  detail",
         f"{'-' * 54} {'-' * 9} {'-' * 9}  {'-' * 50}",
@@ -598,10 +627,13 @@ def table(r: dict[str, Any]) -> str:
             "crawl + parse + load of the 4 parts"),
         row("    parse + load only (stored parts, fresh rulebook)", lo.get("seconds"), _mb(lo.get("peak_rss_kb")),
             f"{lo.get('records', 0):,} edits, {lo.get('records', 0) / max(lo.get('seconds', 0), 1e-9):,.0f} rows/s;"
-            f" separate process, no crawl; of which the commit {lo.get('commit_s', 0):.2f}s"),
+            f" separate process, no crawl; of which the commit {lo.get('commit_s', 0):.2f}s;"
+            f" CPU {lo.get('load_cpu_s') or 0:.2f}s (both threads)"),
         row("    parse alone (same child, rows discarded)", lo.get("parse_only_s"), "",
             f"{lo.get('parsed', 0):,} edits, {lo.get('parsed', 0) / max(lo.get('parse_only_s', 0), 1e-9):,.0f}"
-            " rows/s"),
+            " rows/s (parse_chunks, as sync)"),
+        row("    record parse alone, for comparison", lo.get("parse_records_s"), "",
+            f"{lo.get('records_parsed', 0):,} edits as PtpRecord rows (parse + kind.values)"),
         row(f"(1) sync {Q3} MUE (3 tables), CLI", m1["seconds"], _mb(m1["peak_rss_kb"]),
             f"{m1['records']:,} limits, {m1['added']:,} added"),
         row(f"(2) sqlite3 .import --csv, same rows, best of {runs}", b["best_s"], _mb(b["peak_rss_kb"]),
@@ -613,6 +645,9 @@ def table(r: dict[str, Any]) -> str:
             f"{ratios['sync_command_over_sqlite_import']:.2f}x"),
         row("    ratio: parse + load only / sqlite3 import", None, "",
             f"{ratios['parse_load_only_over_sqlite_import']:.2f}x"),
+        row("    CPU time: whole sync command / sqlite3 import", None, "",
+            f"{p1.get('cpu_s') or 0:.2f}s / {b.get('cpu_s') or 0:.2f}s = "
+            f"{ratios['sync_command_cpu_over_sqlite_import_cpu']:.2f}x (user + system, all threads)"),
         row(f"(3) sync {Q4} PTP after publishing, CLI", p2["seconds"], _mb(p2["peak_rss_kb"]),
             f"{p2['records']:,} edits parsed: {counts(p2)} (report: {p2['report_duration_s']:.2f}s)"),
         row("    expected from generated.json churn", None, "", counts(exp["ptp_second"])),

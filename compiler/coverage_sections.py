@@ -1,8 +1,10 @@
 """The ``coverage`` section of Medicare jurisdiction and state packs (scope ``medicare:<J>``, ``medicare:<ST>``).
 
 Each item is one coverage rule of ``rulebook`` table ``coverage_rules`` (an article version's code with
-the covered or noncovered diagnoses of the same group) whose interval intersects the window, joined
-with its policy document (``policy_documents``) for where it applies:
+the covered or noncovered diagnoses of one diagnosis group: the group of the same number, or the group
+whose paragraph names the code, as ``pairing`` says; dual-diagnosis secondary codes in
+``secondary_diagnoses``) whose interval intersects the window, joined with its policy document
+(``policy_documents``) for where it applies:
 
 * ``medicare:JK`` takes the rules of documents with a contractor in jurisdiction JK; the item's
   ``states``, ``parts`` and ``contractors`` are those of the document's JK contractors.
@@ -74,6 +76,15 @@ def medicare_coverage(
         return []
     items: list[dict[str, Any]] = []
     rows = _rules(db, version, window, list(where))
+    # The provenance names the source that fetched the row's document: the bulk export (cms_mcd) or the
+    # Coverage API (cms_coverage_api), which loads the same records into the same table.
+    shas = sorted({r["artifact_sha256"] for r in rows})
+    source_of: dict[str, str] = {}
+    for i in range(0, len(shas), 500):
+        chunk = shas[i : i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for sha, src in db.execute(f"SELECT sha256, source FROM artifacts WHERE sha256 IN ({marks})", chunk):
+            source_of[sha] = src
     for r in rows:
         _, extra = where[r["policy"]]
         covered = bool(r["covered"])
@@ -89,12 +100,16 @@ def medicare_coverage(
                 "diagnoses": json.loads(r["diagnoses"]),
                 "asterisk": json.loads(r["asterisk"] or "[]"),
                 "notes": json.loads(r["notes"] or "[]"),
+                # how the code was paired with the diagnosis group, and the dual-diagnosis codes accepted only
+                # with one of ``diagnoses`` on the claim (parsers/mcd_pairing.py)
+                "pairing": r.get("pairing") or "same_group",
+                "secondary_diagnoses": json.loads(r.get("secondary_diagnoses") or "[]"),
                 "payer": None,
                 **extra,
                 "eff_start": r["eff_start"],
                 "eff_end": r["eff_end"],
                 "provenance": {
-                    "source": SOURCE,
+                    "source": source_of.get(r["artifact_sha256"], SOURCE),
                     "sha256": r["artifact_sha256"],
                     "locator": r["locator"],
                     "release": r["release"],

@@ -317,8 +317,9 @@ def compile_packs(
     shas = {rule["provenance"]["sha256"] for rules in sections.values() for rule in rules}
     ptp_shas = _ptp_shas(db, version, window) if scope.startswith("medicare") else set()
     sources = _sources(db, shas | ptp_shas)
-    if scope.startswith("medicare"):
-        # The drug billing rules (JW/JZ, units) come from a file kept with the compiler, not a fetch.
+    if scope.startswith("medicare") and sections.get("prices"):
+        # The drug billing rules (units, JW/JZ) travel with the Part B drug prices they apply to; they
+        # come from a file kept with the compiler, not a fetch.
         sections["modifiers"], rules_source = drug_sections.modifier_rules(window)
         if sections["modifiers"]:
             sources = sorted(

@@ -99,6 +99,7 @@ _FACTORS: dict[str, tuple[str, Decimal]] = {
     "l": ("volume", Decimal(1000)),
 }
 _CPT = re.compile(r"^[0-9]{4}[0-9A-Z]$")
+_COLUMN2 = re.compile(r"\n[^\t\n]+\t([^\t\n]+)\t")
 
 
 class ClaimsError(UsageError):
@@ -199,11 +200,17 @@ def _active(items: list[Interval] | None, dos: str) -> Iterator[tuple[dict[str, 
 
 
 def _first(items: list[Interval] | None, dos: str) -> tuple[dict[str, Any], str] | None:
-    return next(_active(items, dos), None)
+    if items:
+        for start, end, rule, pack_id in items:
+            if start <= dos and (end is None or dos < end):
+                return rule, pack_id
+    return None
 
 
 class PtpFile:
     """One PTP companion TSV, memory-mapped and searched by binary search on its sorted lines."""
+
+    PARTNER_CACHE = 20_000  # column-1 codes whose partner sets are kept (more than CMS has)
 
     def __init__(self, path: Path, rationales: list[str], sources: list[dict[str, Any]], pack_id: str) -> None:
         self.path = path
@@ -214,35 +221,73 @@ class PtpFile:
         self.mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         self.start = self.mm.find(b"\n") + 1  # after the header line
         self.size = len(self.mm)
+        self._blocks: dict[str, tuple[int, int]] = {}
+        self._partners: dict[str, frozenset[str]] = {}
 
     def close(self) -> None:
         self.mm.close()
         self._fh.close()
 
-    def lookup(self, column1: str, column2: str) -> list[list[str]]:
-        """Every line for the pair (all intervals), as lists of fields."""
+    def _lower_bound(self, key: bytes, lo: int, hi: int) -> int:
+        """Offset of the first line in [lo, hi) (line starts) whose leading bytes are >= ``key``."""
         mm, size = self.mm, self.size
-        key = f"{column1}\t{column2}\t".encode()
-        lo, hi = self.start, size
+        n = len(key)
         while lo < hi:
             mid = (lo + hi) // 2
             s = mm.rfind(b"\n", lo, mid)
             s = lo if s < 0 else s + 1
-            e = mm.find(b"\n", s)
-            e = size if e < 0 else e
-            second_tab = mm.find(b"\t", mm.find(b"\t", s, e) + 1, e)
-            line_key = mm[s : second_tab + 1]
-            if line_key < key:
-                lo = e + 1
+            if mm[s : s + n] < key:
+                e = mm.find(b"\n", s)
+                lo = size if e < 0 else e + 1
             else:
                 hi = s
+        return lo
+
+    def block(self, column1: str) -> tuple[int, int]:
+        """``[lo, hi)`` byte offsets of the lines whose column 1 is ``column1`` (two binary searches,
+        then cached: a practice bills the same codes over and over)."""
+        found = self._blocks.get(column1)
+        if found is None:
+            lo = self._lower_bound(f"{column1}\t".encode(), self.start, self.size)
+            hi = self._lower_bound(f"{column1}\t\x7f".encode(), lo, self.size)
+            found = self._blocks[column1] = (lo, hi)
+        return found
+
+    def partners(self, column1: str) -> frozenset[str]:
+        """The column-2 codes ``column1`` has edits with (most code pairs on a claim have none, and a
+        set answers that without scanning the block). Cached, bounded."""
+        found = self._partners.get(column1)
+        if found is None:
+            lo, hi = self.block(column1)
+            found = frozenset(_COLUMN2.findall(self.mm[lo - 1 : hi].decode())) if hi > lo else frozenset()
+            if len(self._partners) >= self.PARTNER_CACHE:
+                self._partners.clear()
+            self._partners[column1] = found
+        return found
+
+    def lookup(self, column1: str, column2: str) -> list[list[str]]:
+        """Every line for the pair (all its intervals), as lists of the TSV fields."""
+        lo, hi = self.block(column1)
+        if lo == hi or column2 not in self.partners(column1):
+            return []
+        mm = self.mm
+        key = f"\n{column1}\t{column2}\t".encode()
+        pos = mm.find(key, lo - 1, hi)  # lo - 1 is the newline ending the line before
         out = []
-        pos = lo
-        while pos < size and mm[pos : pos + len(key)] == key:
-            e = mm.find(b"\n", pos)
-            e = size if e < 0 else e
-            out.append(mm[pos:e].decode("utf-8").split("\t"))
-            pos = e + 1
+        while pos >= 0:
+            e = mm.find(b"\n", pos + 1)
+            e = self.size if e < 0 else e
+            out.append(mm[pos + 1 : e].decode("utf-8").split("\t"))
+            pos = e if mm[e : e + len(key)] == key else -1
+        return out
+
+    def edits_of(self, column1: str) -> dict[str, list[list[str]]]:
+        """Every edit whose column 1 is ``column1``, by column 2 (for tests and tools)."""
+        lo, hi = self.block(column1)
+        out: dict[str, list[list[str]]] = {}
+        for line in self.mm[lo:hi].decode("utf-8").splitlines():
+            fields = line.split("\t")
+            out.setdefault(fields[1], []).append(fields)
         return out
 
 
@@ -498,6 +543,9 @@ class _Scrubber:
         self.p = packs
         self.tolerance = tolerance
         self.out: list[Finding] = []
+        self._mods: dict[tuple[str, str], tuple[dict[str, Any], str] | None] = {}
+        self._covers: dict[str, str | None] = {}
+        self._excl: dict[str, list[Any]] = {}
 
     # -- helpers
 
@@ -531,7 +579,10 @@ class _Scrubber:
         )
 
     def _mod_rule(self, name: str, dos: str) -> tuple[dict[str, Any], str] | None:
-        return _first(self.p.modifiers.get(name), dos)
+        key = (name, dos)
+        if key not in self._mods:
+            self._mods[key] = _first(self.p.modifiers.get(name), dos)
+        return self._mods[key]
 
     # -- one claim
 
@@ -552,7 +603,10 @@ class _Scrubber:
         ]
         checked: list[_Line] = []
         for ln in lines:
-            if self.p.covers("medicare", ln.dos) is None:
+            covered = self._covers.get(ln.dos, "")
+            if covered == "":
+                covered = self._covers[ln.dos] = self.p.covers("medicare", ln.dos)
+            if covered is None:
                 self._f(
                     claim,
                     ln,
@@ -567,6 +621,7 @@ class _Scrubber:
                 continue
             checked.append(ln)
             self._code(claim, ln)
+            self._regional_window(claim, ln)
         groups: dict[tuple[str, str], list[_Line]] = defaultdict(list)
         for ln in checked:
             groups[(ln.dos, ln.code)].append(ln)
@@ -592,6 +647,28 @@ class _Scrubber:
 
     # -- checks
 
+    def _regional_window(self, claim: dict[str, Any], ln: _Line) -> None:
+        """A jurisdiction, state or payer pack is loaded for this claim but none covers the date:
+        its coverage and prior-authorization rules would be silently missing, so say so."""
+        if claim["payer"] == "medicare":
+            scopes = [f"medicare:{claim[k]}" for k in ("jurisdiction", "state") if k in claim]
+        else:
+            scopes = [f"payer:{claim['payer']}"]
+        for scope in scopes:
+            if scope in self.p.windows and self.p.covers(scope, ln.dos) is None:
+                spans = ", ".join(f"[{a}, {b})" for a, b, _ in self.p.windows[scope])
+                self._f(
+                    claim,
+                    ln,
+                    "pack_window",
+                    "warning",
+                    None,
+                    None,
+                    f"the {scope} pack(s) loaded cover {spans}, not {ln.dos}: its coverage and prior "
+                    "authorization rules were not checked",
+                    None,
+                )
+
     def _code(self, claim: dict[str, Any], ln: _Line) -> None:
         items = self.p.codes.get(ln.code)
         if _first(items, ln.dos) is not None:
@@ -609,20 +686,42 @@ class _Scrubber:
                 claim, ln, "code", "error", "CO-4", None, f"{ln.code} is not an HCPCS Level II code in the pack", None
             )
 
+    def _exclusions(
+        self, dos: str
+    ) -> list[tuple[str, frozenset[str], frozenset[str], bool, frozenset[str], tuple[str, ...], bool]]:
+        """The exclusion rules in force on ``dos``, unpacked once per date."""
+        found = self._excl.get(dos)
+        if found is None:
+            found = []
+            for rule, _ in _active(self.p.modifiers.get("exclusion"), dos):
+                params = rule["params"]
+                found.append(
+                    (
+                        rule["id"],
+                        frozenset(params.get("containers", ())),
+                        frozenset(params.get("facility_types", ())),
+                        "separately_payable" in params,
+                        frozenset(params.get("jurisdictions") or ()),
+                        tuple(params.get("code_prefixes", ())),
+                        rule.get("modifier") == "JZ",
+                    )
+                )
+            self._excl[dos] = found
+        return found
+
     def _exempt(self, claim: dict[str, Any], ln: _Line, code: str) -> str | None:
-        """Why JW/JZ do not apply to this line, from the pack's exclusion rules, or None."""
-        for rule, _ in _active(self.p.modifiers.get("exclusion"), ln.dos):
-            params = rule["params"]
-            if ln.raw.get("container") in params.get("containers", ()):
-                return f"{ln.raw['container'].replace('_', '-')} container ({rule['id']})"
-            if claim.get("facility_type") in params.get("facility_types", ()):
-                return f"{claim['facility_type'].upper()} ({rule['id']})"
-            if "separately_payable" in params and ln.raw.get("separately_payable") is False:
-                return f"not separately payable ({rule['id']})"
-            jur = params.get("jurisdictions")
-            if jur and claim.get("jurisdiction") in jur and code.startswith(tuple(params.get("code_prefixes", ()))):
-                if rule.get("modifier") == "JZ":
-                    return f"JZ not required in {claim['jurisdiction']} for this code ({rule['id']})"
+        """Why JW/JZ do not apply to this line, from the pack's exclusion rules, or None; "" when only
+        the JZ requirement is lifted (NGS skin substitutes)."""
+        raw = ln.raw
+        for rule_id, containers, facilities, sp, jurisdictions, prefixes, jz_only in self._exclusions(ln.dos):
+            if containers and raw.get("container") in containers:
+                return f"{raw['container'].replace('_', '-')} container ({rule_id})"
+            if facilities and claim.get("facility_type") in facilities:
+                return f"{claim['facility_type'].upper()} ({rule_id})"
+            if sp and raw.get("separately_payable") is False:
+                return f"not separately payable ({rule_id})"
+            if jurisdictions and jz_only and claim.get("jurisdiction") in jurisdictions and code.startswith(prefixes):
+                return ""  # JZ not required here; JZ or JW on the line are still fine
         return None
 
     def _units_and_waste(self, claim: dict[str, Any], dos: str, code: str, group: list[_Line], medicare: bool) -> None:
@@ -720,6 +819,8 @@ class _Scrubber:
         if _first(self.p.prices.get(code), dos) is None and self.p.prices:
             return  # no ASP payment limit: not a separately payable Part B drug this quarter
         exempt = self._exempt(claim, group[0], code)
+        if exempt == "":
+            return
         if exempt is not None:
             for ln in group:
                 if ln.mods & {"JW", "JZ"}:
@@ -859,11 +960,15 @@ class _Scrubber:
             return
         codes = {ln.code: ln for ln in same_day}
         dos = same_day[0].dos
-        for c1 in codes:
-            for c2, ln2 in codes.items():
-                if c1 == c2:
+        for f in files:
+            for c1 in codes:
+                partners = f.partners(c1)
+                if not partners:
                     continue
-                for f in files:
+                for c2 in sorted(partners.intersection(codes)):
+                    if c1 == c2:
+                        continue
+                    ln2 = codes[c2]
                     for row in f.lookup(c1, c2):
                         start, end, mi = row[2], row[3] or None, row[4]
                         if not (start <= dos and (end is None or dos < end)) or mi == "9":
@@ -991,13 +1096,14 @@ class _Scrubber:
         limit = rule["payment_limit"]
         if limit is None:
             return
-        expected = (ln.units * _dec(limit)).quantize(Decimal("0.01"))
+        expected = ln.units * _dec(limit)
         if allowed is not None:
             got, what, target = _dec(allowed), "allowed", expected
         else:
             coins = _dec(rule.get("coinsurance_pct") or 20) / 100
-            got, what, target = _dec(paid), "paid", (expected * (1 - coins)).quantize(Decimal("0.01"))
-        if got < target * (1 - self.tolerance):
+            got, what, target = _dec(paid), "paid", expected * (1 - coins)
+        target = target.quantize(Decimal("0.01"))
+        if got < target * (1 - self.tolerance) - Decimal("0.005"):
             self._f(
                 claim,
                 ln,

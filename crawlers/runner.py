@@ -23,7 +23,7 @@ from scrapy.utils.reactor import is_asyncio_reactor_installed, is_reactor_instal
 from parsers.errors import UsageError
 from rulebook.blobs import BlobStore
 
-__all__ = ["CrawlContext", "FetchOutcome", "Known", "build_settings", "run_crawl", "stop_crawls"]
+__all__ = ["CrawlContext", "FetchOutcome", "Known", "build_settings", "run_crawl"]
 
 OUTCOMES = ("fetched", "not_modified", "error")
 
@@ -156,29 +156,6 @@ class _Reactor:
 
 
 _REACTOR = _Reactor()
-# The crawls under way (touched only in the reactor thread), so that SIGTERM can stop them.
-_RUNNING: set[CrawlerRunner] = set()
-
-
-def stop_crawls(timeout: float = 10.0) -> None:
-    """Stop every crawl under way in this process and wait (at most ``timeout`` s) until they have
-    closed: spiders closed, downloads in flight abandoned. A sync stopped by SIGTERM calls it, so the
-    process exits without Twisted or asyncio complaining about work it left pending."""
-    if not is_reactor_installed():
-        return
-    reactor = _installed_reactor()
-    if not reactor.running:
-        return
-    from twisted.internet import defer
-
-    closed = threading.Event()
-
-    def stop() -> None:
-        stopping = [runner.stop() for runner in list(_RUNNING)]
-        defer.DeferredList(stopping, consumeErrors=True).addBoth(lambda _: closed.set())
-
-    reactor.callFromThread(stop)
-    closed.wait(timeout)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -233,11 +210,7 @@ def run_crawl(
         crawl_settings.set("TWISTED_REACTOR", None, priority="cmdline")
 
     def start() -> Any:
-        runner = CrawlerRunner(crawl_settings)
-        _RUNNING.add(runner)
-        done = runner.crawl(spidercls, ctx=ctx, **(spider_kwargs or {}))
-        done.addBoth(lambda result: (_RUNNING.discard(runner), result)[1])
-        return done
+        return CrawlerRunner(crawl_settings).crawl(spidercls, ctx=ctx, **(spider_kwargs or {}))
 
     blockingCallFromThread(reactor, start)
     return list(ctx.outcomes)

@@ -44,6 +44,8 @@ ALLOWED_DOMAINS: dict[str, list[str]] = {
     "cms_ncci_ptp": ["www.cms.gov", "cms.gov"],
     "cms_asp": ["www.cms.gov", "cms.gov"],
     "cms_mcd": ["www.cms.gov", "cms.gov", "downloads.cms.gov"],
+    "cms_coverage_api": ["api.coverage.cms.gov"],
+    "icd10cm": ["www.cms.gov", "cms.gov"],
 }
 
 # Base URL of the loopback mirror (``http://127.0.0.1:PORT``), or None for the real sites.

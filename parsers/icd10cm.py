@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from parsers.errors import ParseError
 
@@ -220,3 +221,12 @@ class CodeAudit:
         for kind, n in self.counts.items():
             if kind != "billable":
                 counts[f"{prefix} {kind.replace('_', '-')} code"] += n
+
+
+def parse(body: bytes, meta: Any) -> Iterator[Any]:
+    """The ``icd10cm`` source's parser (the pipeline calls ``parsers.<source>.parse``): the CMS code-set
+    files as fetched, read by :mod:`parsers.icd10cm_files` (imported lazily: the code-set functions above
+    do not need it)."""
+    from parsers.icd10cm_files import parse as parse_files
+
+    return parse_files(body, meta)

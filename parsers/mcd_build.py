@@ -10,9 +10,19 @@ The rules, each with its reason:
   at export time). Join tables still carry rows of older versions; those are counted ("older
   version in join table (ignored)") and never mixed into the current version. A coverage row that
   names an article version the base table does not have at all is counted as a bad row and skipped.
-* **Coverage pairs.** For each article version, the codes of ``article_x_hcpc_code`` group *g* pair
-  with the ICD-10-CM codes of ``article_x_icd10_covered`` (and ``_noncovered``) group *g*: the same
-  article, version and group (DOMAIN.md §3.2). One rule per code and group and covered flag.
+* **Coverage pairs** (``parsers/mcd_pairing.py``, whose docstring has the rules in full). For each
+  article version, the codes of ``article_x_hcpc_code`` group *g* pair with the ICD-10-CM codes of
+  ``article_x_icd10_covered`` (and ``_noncovered``) group *g*: the same article, version and group
+  (DOMAIN.md §3.2), when every diagnosis group has an HCPCS group of its number (A52370). An article
+  with diagnosis groups beyond its HCPCS groups gives each drug its own group, headed by a paragraph
+  naming it (A52453: one HCPCS group, 14 diagnosis groups): there a group applies to the listed codes
+  its paragraph names, else to the HCPCS group of its number. A "secondary codes ... must also include
+  a diagnosis from the primary list" group is no coverage list of its own: its codes become the
+  ``secondary_diagnoses`` of the primary group it qualifies. Each rule records its basis
+  (``pairing``: ``same_group`` | ``named_in_paragraph`` | ``same_group+named``, the last for a drug
+  code of another HCPCS group that a group-for-group article's paragraph names: A52370 group 2 names
+  J9035 and the biosimilars for ophthalmologic use); what cannot be paired is counted. One rule
+  per code and diagnosis group and covered flag.
 * **Diagnoses.** Each listed code is normalised to dotted form. Ranges are already listed code by code
   in the export (``range`` B/M/E), so a listed category or subcategory that is not billable is expanded
   to its billable leaves; an unknown code is kept as listed and counted; a malformed one is counted
@@ -43,7 +53,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
 
-from parsers import icd10cm
+from parsers import icd10cm, mcd_pairing
 from parsers.errors import ParseError
 from parsers.mcd_records import Contractor, CoverageRuleRecord, PolicyDocumentRecord
 from parsers.mcd_tables import Row, html_text, parse_date, parse_int
@@ -261,6 +271,8 @@ class _Codes:
         self.seen: dict[str, tuple[str, tuple[int, ...], tuple[str, ...]]] = {}
         self.order = icd10cm.order_index()
         self.all_codes = icd10cm.codes_in_order()
+        self.reversed = 0
+        self.first_reversed = ""
 
     def _classify(self, raw: str) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
         kind = self.audit.check(raw)  # records the first examples of each problem
@@ -282,7 +294,8 @@ class _Codes:
         unknown: set[str] = set()
         star_pos: set[int] = set()
         star_unknown: set[str] = set()
-        for _, r in rows:
+        ends: list[tuple[int, str, int, str]] = []  # range ends: (sort order, B|E, position, code)
+        for i, r in rows:
             raw = r[code_col]
             hit = seen.get(raw) or self._classify(raw)
             kinds[hit[0]] += 1
@@ -291,7 +304,26 @@ class _Codes:
             if r.get("asterisk") in ("Y", "y"):
                 star_pos.update(hit[1])
                 star_unknown.update(hit[2])
+            flag = r.get("range")
+            if (flag == "B" or flag == "E") and hit[1]:
+                order = r.get("sort_order") or "0"
+                ends.append((int(order) if order.isdigit() else i, flag, hit[1][0], raw))
+        if ends:
+            self._check_ranges(ends, rows[0][1].get("article_id", "?"))
         return self._ordered(positions, unknown), self._ordered(star_pos, star_unknown)
+
+    def _check_ranges(self, ends: list[tuple[int, str, int, str]], article: str) -> None:
+        """A range the MAC entered is listed code by code between a B and an E row. Ends in reverse
+        tabular order mean the listing is not the range it says: counted (the codes stay as listed)."""
+        start: tuple[int, str, int, str] | None = None
+        for end in sorted(ends):
+            if end[1] == "B":
+                start = end
+            elif start is not None:
+                if end[2] < start[2]:
+                    self.reversed += 1
+                    self.first_reversed = self.first_reversed or f"A{article} {start[3]}\u2013{end[3]}"
+                start = None
 
     def _ordered(self, positions: set[int], unknown: set[str]) -> tuple[str, ...]:
         codes = self.all_codes
@@ -303,10 +335,18 @@ class _Codes:
         if not self.counts["icd10 non-billable code expanded to its billable codes"]:
             del self.counts["icd10 non-billable code expanded to its billable codes"]
         self.audit.into(self.counts)
+        if self.reversed:
+            key = f"icd10 range with reversed ends (codes kept as listed; first: {self.first_reversed})"
+            self.counts[key] += self.reversed
 
 
 def build_articles(tables: Tables, counts: Counter[str], member_of: Mapping[str, str]) -> Iterator[object]:
-    """Policy documents and coverage rules of the articles in ``tables``."""
+    """Policy documents and coverage rules of the articles in ``tables``.
+
+    A front end that reads one article at a time (the Coverage API) passes that article's rows plus the
+    lookup tables (``contractor``, ``contractor_jurisdiction``, ``state_lookup``, ``dmerc_region_lookup``,
+    ``contractor_subtype_lookup``), which it may take from the latest bulk export when it has none of its own.
+    """
     for t in ARTICLE_REQUIRED:
         if t not in tables:
             raise ParseError(f"table {t}.csv missing from the export", locator=t)
@@ -377,6 +417,7 @@ def build_articles(tables: Tables, counts: Counter[str], member_of: Mapping[str,
         )
     docs = _supersession(docs)
     codes = _Codes(counts)
+    pairing_audit = mcd_pairing.PairingAudit()
     hcpc_member = member_of.get("article_x_hcpc_code", "article_x_hcpc_code.csv")
     for d in docs:
         yield d
@@ -397,39 +438,58 @@ def build_articles(tables: Tables, counts: Counter[str], member_of: Mapping[str,
         hpara = _paragraphs(hcpc_group_rows.get(doc_id, []), "hcpc_code_group", ("paragraph",))
         cpara = _paragraphs(cov_group_rows.get(doc_id, []), "icd10_covered_group", ("paragraph", "icd10_covered_ast"))
         npara = _paragraphs(non_group_rows.get(doc_id, []), "icd10_noncovered_group", ("paragraph",))
-        for g in sorted(groups):
-            sides = ((True, covered.get(g), cpara.get(g, ())), (False, noncovered.get(g), npara.get(g, ())))
-            if not covered.get(g) and not noncovered.get(g):
-                counts["HCPCS group without a diagnosis group of the same number (no rules)"] += 1
-                continue
-            for is_covered, dx_rows, dx_notes in sides:
-                if not dx_rows:
-                    continue
-                dx, starred = codes.diagnoses(dx_rows, "icd10_code_id")
-                notes = tuple(n for n in hpara.get(g, ()) + dx_notes if n)
-                seen: set[str] = set()
-                for i, code in groups[g]:
-                    if code in seen:
-                        continue
-                    seen.add(code)
-                    yield CoverageRuleRecord(
-                        policy=d.policy,
-                        policy_version=d.version,
-                        code=code,
-                        group=g,
-                        covered=is_covered,
-                        diagnoses=dx,
-                        asterisk=starred,
-                        notes=notes,
-                        jurisdictions=d.jurisdictions,
-                        states=d.states,
-                        superseded_by=d.superseded_by,
-                        supersedes=d.supersedes,
-                        eff_start=d.eff_start,
-                        eff_end=d.eff_end,
-                        locator=f"{hcpc_member} record {i}",
-                    )
+        pairs, by_number = mcd_pairing.plan(
+            d.policy,
+            groups,
+            {g: "\n".join(cpara.get(g, ())) for g in covered},
+            {g: "\n".join(npara.get(g, ())) for g in noncovered},
+            pairing_audit,
+        )
+        if by_number:
+            for g in sorted(groups):
+                if not covered.get(g) and not noncovered.get(g):
+                    counts["HCPCS group without a diagnosis group of the same number (no rules)"] += 1
+        dx_of: dict[tuple[bool, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for p in pairs:
+            for key in ((p.covered, p.group), *((True, s) for s in p.secondary)):
+                if key not in dx_of:
+                    dx_of[key] = codes.diagnoses((covered if key[0] else noncovered)[key[1]], "icd10_code_id")
+            dx, starred = dx_of[(p.covered, p.group)]
+            notes = hpara.get(p.hcpcs_group, ()) + (cpara if p.covered else npara).get(p.group, ())
+            secondary: tuple[str, ...] = ()
+            if p.secondary:
+                primary = set(dx)
+                extra = {c for s in p.secondary for c in dx_of[(True, s)][0] if c not in primary}
+                secondary = _in_order(codes, extra)
+                starred = _in_order(codes, set(starred) | {c for s in p.secondary for c in dx_of[(True, s)][1]})
+                notes += tuple(n for s in p.secondary for n in cpara.get(s, ()))
+            yield CoverageRuleRecord(
+                policy=d.policy,
+                policy_version=d.version,
+                code=p.code,
+                group=p.group,
+                covered=p.covered,
+                diagnoses=dx,
+                asterisk=starred,
+                notes=tuple(n for n in notes if n),
+                jurisdictions=d.jurisdictions,
+                states=d.states,
+                superseded_by=d.superseded_by,
+                supersedes=d.supersedes,
+                eff_start=d.eff_start,
+                eff_end=d.eff_end,
+                locator=f"{hcpc_member} record {p.record}",
+                pairing=p.pairing,
+                secondary_diagnoses=secondary,
+            )
     codes.finish()
+    pairing_audit.into(counts)
+
+
+def _in_order(codes: _Codes, found: set[str]) -> tuple[str, ...]:
+    """Codes in tabular order (codes the tabular list does not have last, sorted)."""
+    end = len(codes.all_codes)
+    return tuple(sorted(found, key=lambda c: (codes.order.get(c, end), c)))
 
 
 def _group_rows(rows: list[tuple[int, Row]], col: str) -> dict[int, list[tuple[int, Row]]]:

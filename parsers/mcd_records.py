@@ -50,8 +50,10 @@ class PolicyDocumentRecord:
 
 @dataclass(frozen=True)
 class CoverageRuleRecord:
-    """The codes of one group of an article version paired with the covered (or noncovered) ICD-10-CM
-    diagnoses of the same group number: one record per code.
+    """A code of an article version paired with the covered (or noncovered) ICD-10-CM diagnoses of one
+    diagnosis group (``group``): one record per code and group. Pairing is by group number, or by the
+    codes a diagnosis group's paragraph names when the article gives each drug its own diagnosis group
+    (``pairing``; parsers/mcd_pairing.py).
 
     ``diagnoses`` are dotted, ranges expanded to billable leaves, unique, in tabular order. ``notes``
     keep the group paragraphs as plain text (the dual-diagnosis and asterisk requirements live there);
@@ -61,7 +63,7 @@ class CoverageRuleRecord:
     policy: str  # "A52370"
     policy_version: int
     code: str  # HCPCS/CPT code, "J9035"
-    group: int
+    group: int  # the diagnosis group (the HCPCS group too when paired by number)
     covered: bool
     diagnoses: tuple[str, ...]
     asterisk: tuple[str, ...]
@@ -73,3 +75,11 @@ class CoverageRuleRecord:
     eff_start: date
     eff_end: date | None
     locator: str
+    # How the code was paired with this diagnosis group (parsers/mcd_pairing.py): "same_group" (the HCPCS
+    # group of the same number), "named_in_paragraph" (the diagnosis group's paragraph names the code) or
+    # "same_group+named" (group-for-group article; a drug code of another HCPCS group its paragraph names).
+    pairing: str = "same_group"
+    # Dual diagnosis: the codes of the secondary groups attached to this group ("considered secondary
+    # codes ... the claim must also include a diagnosis from the primary diagnosis list"). They support
+    # the code only on a claim that also has one of ``diagnoses``; never a coverage list on their own.
+    secondary_diagnoses: tuple[str, ...] = ()

@@ -509,3 +509,30 @@ def _records(meta: SourceMeta, payer: str, doc: Doc, ex: Extracted, opts: dict[s
             eff_start=start,
             locator=lim.locator,
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the parser's current output for a document, one JSON record per line, for review of the
+    expected values in the tests: ``python -m parsers.payer SOURCE_ID FILE``."""
+    import sys
+    from dataclasses import asdict
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m parsers.payer SOURCE_ID FILE", file=sys.stderr)
+        return 2
+    path = Path(args[1])
+    meta = SourceMeta(source=args[0], url=path.as_uri(), sha256="", filename=path.name, release=None)
+    for rec in parse(path.read_bytes(), meta):
+        row = asdict(rec)
+        if isinstance(rec, PayerDocumentRecord):
+            row["sections"] = {k: len(v) for k, v in rec.sections.items()}  # sizes, not the text
+        print(json.dumps({"record": type(rec).__name__, **row}, default=str, ensure_ascii=False))
+    for reason, n in sorted(meta.counts.items()):
+        print(json.dumps({"counted": reason, "n": n}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,7 +26,7 @@ from parsers.payer import (
     first_match,
     parse_date,
 )
-from parsers.payer_pdf import Line, NeedsReview, table_rows
+from parsers.payer_pdf import Line, NeedsReview, page_words, table_rows
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,10 @@ def uhc_matrix(doc: Doc, pages: set[int]) -> dict[str, list[tuple[str, str]]]:
     ``code -> [(icd, locator)]``. Columns are told apart by the x position of the header codes."""
     out: dict[str, list[tuple[str, str]]] = {}
     icd = re.compile(rf"^{ICD}$")
+    missing = {p for p in pages if p not in doc.words}
+    if missing:
+        # Word positions are read for the matrix pages only (a second pass over a few pages).
+        doc.words.update(page_words(doc.body, doc.filename, missing))
     for page in sorted(pages):
         columns: list[tuple[float, str]] = []
         for row in _rows_of(doc.words.get(page, [])):
@@ -181,6 +185,8 @@ UHC = Profile(
         (r"Instructions for Use", "other"),
     ),
     _uhc,
+    # Words of every page in the same pass: on pages pdfplumber has already read they cost little,
+    # while reading the matrix pages again later costs as much as the first read.
     words_for={0},
 )
 

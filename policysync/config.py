@@ -61,6 +61,27 @@ start_url = "https://www.cms.gov/medicare-coverage-database/downloads/downloads.
 # CMS refreshes the exports weekly (Thursday).
 cadence_days = 7
 
+[sources.cms_coverage_api]
+# The weekly incremental path: the CMS Coverage API's what's-new listing since the last sync, then the
+# detail of only the changed LCD and article versions (with the one-hour AMA/ADA/AHA licence token,
+# which accepts those terms: off by default for the same reason as cms_mcd). No API key.
+enabled = false
+# The real API base; the spider follows the OpenAPI spec v1.5 paths under it.
+start_url = "https://api.coverage.cms.gov/v1/"
+# Weekly: the local data are refreshed on Thursdays (metadata/local-data-schedule).
+cadence_days = 7
+# Each run loads only the changed documents, so the record-count drop check is off.
+quarantine_drop = 1.0
+
+[sources.icd10cm]
+enabled = true
+# The ICD-10-CM code set (public domain): the real CMS ICD-10 page, which links one page per fiscal
+# year; the spider takes the newest two years' "Code Tables, Tabular and Index" zips (base release
+# in force from October 1, April 1 update). Used to check the diagnoses of coverage rules and claims.
+start_url = "https://www.cms.gov/medicare/coding-billing/icd-10-codes"
+# Annual (October 1) with the April 1 update: twice a year.
+cadence_days = 182
+
 # Commercial payer drug policies (parsers/payer.py, crawlers/spiders/payer.py). One entry per payer
 # document set, all served by the one payer spider and parser (parser = "payer"); a payer whose index
 # page is a plain list of policy links needs only an entry like these. Off by default: enable the

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import signal
 import sys
@@ -67,8 +68,8 @@ class _State:
         spec = os.environ.get(PAUSE_ENV, "").strip()
         if spec:
             name, _, n = spec.partition(":")
-            if name not in POINTS:
-                raise UsageError(f"{PAUSE_ENV}={spec!r}: unknown pause point (known: {', '.join(POINTS)})")
+            if name not in POINTS or not (n or "1").isdigit():
+                raise UsageError(f"{PAUSE_ENV}={spec!r}: not POINT or POINT:N (points: {', '.join(POINTS)})")
             self.pause_at = (name, int(n or 1))
 
 
@@ -160,9 +161,12 @@ def stoppable(func: F) -> F:
         try:
             return func(home, *args, **kwargs)
         except StopRequested:
-            from crawlers.runner import stop_crawls
-
-            stop_crawls()  # a crawl the stop interrupted: close it rather than leave it pending
+            if main:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+            if STATE.phase == "crawl":
+                # The crawl under way is abandoned on purpose (the process is about to exit): its
+                # pending download tasks are not worth asyncio's "Task was destroyed" complaints.
+                logging.getLogger("asyncio").setLevel(logging.CRITICAL)
             ids = _abandon(home)
             what = f"version {ids[0]} rolled back and marked failed" if ids else "nothing was written"
             raise Interrupted(

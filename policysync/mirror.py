@@ -643,10 +643,18 @@ ROUTE_BUILDERS: dict[str, Callable[[MirrorSite, Path, Iterable[str] | None], Non
     "cms_mcd": _mirror_mcd.cms_mcd_routes,
 }
 
+from policysync import mirror_coverage_api as _mirror_coverage_api  # noqa: E402 - it imports this module lazily
+
+ROUTE_BUILDERS["cms_coverage_api"] = _mirror_coverage_api.cms_coverage_api_routes
+
 from policysync import mirror_payer as _mirror_payer  # noqa: E402 - it imports this module lazily
 
 # Every configured payer source (parser = "payer") is served by one builder: index pages and PDFs.
 ROUTE_BUILDERS["payer"] = _mirror_payer.payer_routes
+
+from policysync import mirror_icd10cm as _mirror_icd10cm  # noqa: E402 - it imports this module lazily
+
+ROUTE_BUILDERS["icd10cm"] = _mirror_icd10cm.icd10cm_routes
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -873,7 +881,11 @@ class MirrorServer:
             handled = None
             if override is None:
                 for handler in self.site.handlers.values():
-                    handled = handler(path, query)
+                    # A handler with ``wants_headers`` also gets the request headers (the Coverage API's token).
+                    if getattr(handler, "wants_headers", False):
+                        handled = handler(path, query, headers)  # type: ignore[call-arg]
+                    else:
+                        handled = handler(path, query)
                     if handled is not None:
                         break
         if override is not None:

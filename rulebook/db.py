@@ -432,3 +432,31 @@ def m008_coverage(db: sqlite_utils.Database) -> None:
         "CREATE INDEX idx_coverage_rules_current ON coverage_rules (policy, code, dx_group, covered) WHERE v_to IS NULL"
     )
     db.execute("CREATE INDEX idx_coverage_rules_code ON coverage_rules (code, eff_start)")
+
+
+@MIGRATIONS()
+def m013_coverage_pairing(db: sqlite_utils.Database) -> None:
+    """Coverage rules say how their code was paired with the diagnosis group (``pairing``: "same_group" |
+    "named_in_paragraph", parsers/mcd_pairing.py) and carry the group's dual-diagnosis secondary codes
+    (``secondary_diagnoses``, JSON). Rules loaded before were all paired by group number, without
+    secondary codes, so they are filled in as such (no change shows in the next diff)."""
+    db.execute("ALTER TABLE coverage_rules ADD COLUMN pairing TEXT")
+    db.execute("ALTER TABLE coverage_rules ADD COLUMN secondary_diagnoses TEXT")
+    db.execute("UPDATE coverage_rules SET pairing = 'same_group', secondary_diagnoses = '[]'")
+
+
+@MIGRATIONS()
+def m009_icd10(db: sqlite_utils.Database) -> None:
+    """The ICD-10-CM code set (source icd10cm): one row per (code, release date); a timeline kind."""
+    _fact_table(
+        db,
+        "icd10_codes",
+        {
+            "code": str,  # dotted
+            "billable": int,  # 1 valid for a claim, 0 a category/subcategory header
+            "short_description": str,  # order file only (NULL from the tabular list)
+            "long_description": str,
+        },
+        {"code", "billable", "long_description"},
+    )
+    db.execute("CREATE INDEX idx_icd10_codes_current ON icd10_codes (code, eff_start) WHERE v_to IS NULL")

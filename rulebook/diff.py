@@ -17,7 +17,7 @@ import sqlite_utils
 
 from parsers.errors import RulebookError
 from rulebook import versions as vers
-from rulebook.kinds import KINDS, FactKind
+from rulebook.kinds import KINDS, KINDS_BY_SOURCE, FactKind
 
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
 
@@ -307,6 +307,10 @@ def classify_payer_rule(
         return [("prior_auth_added", "high", True)], False
     if "max_units" in after and (after["max_units"] or 0) < (before["max_units"] or 0):
         return [("limit_lowered", "high", True)], False
+    bookkeeping = {"id", "eff_start", "eff_end", "locator", "release", "v_from", "v_to", "artifact_sha256"}
+    if all(before.get(k) == v for k, v in after.items() if k not in bookkeeping and not k.startswith("artifact_")):
+        # Same rule, only re-dated or moved in the document (a re-dated policy): cosmetic.
+        return [("payer_rule_redated", "low", False)], False
     return [("payer_rule_modified", "medium", True)], False
 
 
@@ -343,6 +347,31 @@ def _pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(rows, key=lambda r: (r["eff_end"] is None, r["eff_start"]))
 
 
+def kind_sources(kind: FactKind) -> list[str]:
+    """The sources whose loads write ``kind``'s table: its own, and every other source that
+    KINDS_BY_SOURCE gives the same kind (the Coverage API front end writes the cms_mcd tables)."""
+    return [kind.source] + [
+        s for s, ks in KINDS_BY_SOURCE.items() if s != kind.source and any(k.name == kind.name for k in ks)
+    ]
+
+
+def _restating_sources(db: sqlite_utils.Database, kind: FactKind, v1: int, v2: int) -> dict[str, str]:
+    """policy -> the source of the artifact that stated the policy's rows newly in force at ``v2``
+    (the latest such load wins): the load that also ended the rows the new version no longer lists."""
+    out: dict[str, str] = {}
+    for table in dict.fromkeys(("policy_documents", kind.name)):
+        if table not in KINDS or "policy" not in KINDS[table].key + KINDS[table].partition:
+            continue
+        for policy, source in db.execute(
+            f"SELECT f.policy, a.source FROM [{table}] f JOIN artifacts a ON a.sha256 = f.artifact_sha256 "
+            "WHERE f.v_from > :v1 AND f.v_from <= :v2 AND (f.v_to IS NULL OR f.v_to > :v2) ORDER BY f.v_from",
+            {"v1": v1, "v2": v2},
+        ):
+            if source:
+                out[policy] = source
+    return out
+
+
 def diff_versions(
     db: sqlite_utils.Database, v1: int, v2: int, *, sources: list[str] | None = None
 ) -> ChangeSet:
@@ -350,9 +379,15 @@ def diff_versions(
         raise RulebookError(f"diff: the first version must be older than the second (got {v1} and {v2})")
     changes: list[Change] = []
     for kind in KINDS.values():
-        # Payer kinds are shared by every configured payer source: filtered per change below.
-        if sources and kind.source not in sources and kind.source != "payer":
+        # Payer kinds are shared by every configured payer source, the MCD kinds by cms_mcd and
+        # cms_coverage_api: each change names the source of its artifact, filtered per change below.
+        writers = kind_sources(kind)
+        shared = kind.source == "payer" or len(writers) > 1
+        if sources and not set(writers) & set(sources) and kind.source != "payer":
             continue
+        # A row a newer document version no longer lists ends with the load of that version: a removal
+        # is attributed to the source that loaded the policy's newer rows (else to the row's own source).
+        restated = _restating_sources(db, kind, v1, v2) if len(writers) > 1 else {}
         groups: dict[tuple[Any, ...], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for row in _rows(db, kind, v1, v2):
             slot = groups.setdefault(tuple(row[c] for c in kind.diff_key), ([], []))
@@ -380,8 +415,11 @@ def diff_versions(
             cats.sort(key=lambda c: -SEVERITY_RANK[c[1]])
             ref = after or before
             assert ref is not None
-            # A shared parser's kinds (payer) name the configured source the document came from.
-            source = (ref.get("artifact_source") or kind.source) if kind.source == "payer" else kind.source
+            # A shared parser's kinds (payer; the MCD tables of cms_mcd and cms_coverage_api) name the
+            # source the document came from: the artifact's, not the kind's.
+            source = (ref.get("artifact_source") or kind.source) if shared else kind.source
+            if after is None and ref.get("policy") in restated:
+                source = restated[ref["policy"]]
             if sources and source not in sources:
                 continue
             changes.append(
@@ -552,14 +590,20 @@ def coverage_fields(
     with the article version change and where the article applies."""
     ref = after or before
     assert ref is not None
-    b, a = _codes(before["diagnoses"]) if before else [], _codes(after["diagnoses"]) if after else []
-    if "diagnoses" in fields:
+    # diagnoses, and the dual-diagnosis secondary codes that may accompany them (A52453 group 7)
+    for col in ("diagnoses", "secondary_diagnoses"):
+        if col not in fields:
+            continue
+        b = _codes(before.get(col)) if before else []
+        a = _codes(after.get(col)) if after else []
         bs, as_ = set(b), set(a)
         added = [c for c in a if c not in bs]
         removed = [c for c in b if c not in as_]
-        fields["diagnoses"] = {
-            "before": f"{len(b)} codes" + (f" (removed: {', '.join(removed)})" if removed else ""),
-            "after": f"{len(a)} codes" + (f" (added: {', '.join(added)})" if added else ""),
+        # the codes are named in the text when a rule changes, counted when it appears or goes as a whole
+        both = before is not None and after is not None
+        fields[col] = {
+            "before": f"{len(b)} codes" + (f" (removed: {', '.join(removed)})" if removed and both else ""),
+            "after": f"{len(a)} codes" + (f" (added: {', '.join(added)})" if added and both else ""),
             "added": added,
             "removed": removed,
             "policy_version": [
@@ -597,6 +641,15 @@ def classify_coverage(
         cats.append(("diagnoses_removed", "high" if before["covered"] else "medium", True))
     if a - b:
         cats.append(("diagnoses_added", "medium" if after["covered"] else "high", True))
+    # Secondary (dual-diagnosis) codes: a claim may carry them only with a primary diagnosis. One taken
+    # away denies claims that paired it with a primary: it narrows coverage (high). One added lets a
+    # claim carry another code beside a primary that is supported anyway: low. The codes are in the
+    # change's fields (secondary_diagnoses: added / removed).
+    sb, sa = set(_codes(before.get("secondary_diagnoses"))), set(_codes(after.get("secondary_diagnoses")))
+    if sb - sa:
+        cats.append(("secondary_diagnoses_removed", "high", True))
+    if sa - sb:
+        cats.append(("secondary_diagnoses_added", "low", True))
     if before["eff_end"] != after["eff_end"] and after["eff_end"] is not None:
         if after.get("superseded_by"):
             cats.append(("coverage_superseded", "low", True))
@@ -646,3 +699,30 @@ def classify_policy_document(
 
 CLASSIFIERS.update({"coverage_rules": classify_coverage, "policy_documents": classify_policy_document})
 FIELD_DETAILS: dict[str, FieldDetail] = {"coverage_rules": coverage_fields}
+
+
+def classify_icd10(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
+    """ICD-10-CM codes (a timeline per code): a code deleted by a release, or one that stops being
+    billable (it became a header with children), breaks claims that carry it: high."""
+    if before is None:
+        return [("icd10_code_added", "medium", True)], False
+    if after is None or (after["eff_end"] is not None and before["eff_end"] is None):
+        return [("icd10_code_deleted", "high", True)], False
+    cats: list[tuple[str, str, bool]] = []
+    if before["billable"] and not after["billable"]:
+        cats.append(("icd10_became_non_billable", "high", True))
+    elif after["billable"] and not before["billable"]:
+        cats.append(("icd10_became_billable", "medium", True))
+    if (before["short_description"], before["long_description"]) != (
+        after["short_description"],
+        after["long_description"],
+    ):
+        cats.append(("icd10_description_change", "low", True))
+    if not cats:
+        cats.append(("modified", "low", False))
+    return cats, False
+
+
+CLASSIFIERS["icd10_codes"] = classify_icd10

@@ -9,6 +9,13 @@ Loading is set-based: a release's rows stream into a temporary stage table and a
 statements compare them with the current rows. That keeps memory flat and a 2.6-million-row PTP
 file in SQLite's own speed class, and it is the same code for 8,000 HCPCS codes.
 
+A source whose parser offers ``parse_chunks`` (PTP) loads through :func:`load_chunks` instead: the
+parser checks each line in Python on a second thread and hands over batches of raw lines, and SQLite
+builds the rows itself, one statement per ~60,000 rows, while the parser reads the next batch. A
+first load that matches nothing inserts straight into the fact table; anything else goes through the
+same stage and compare as :func:`load_release`, with the same results (tests/test_facts.py checks
+both paths give the same rows and counts).
+
 Two modes (``FactKind.mode``):
 
 * ``stated`` — each row states its own valid time (HCPCS add/term dates, PTP effective/deletion
@@ -21,6 +28,7 @@ Two modes (``FactKind.mode``):
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -257,9 +265,10 @@ def _apply_stage(db: sqlite_utils.Database, kind: FactKind, stage: str, n: int, 
 class Chunk(Protocol):
     """A batch of checked rows in a parser's own text form (``parsers.cms_ncci_ptp.PtpChunk``):
     ``row_sql`` maps each of ``kind.row_columns`` to an SQL expression over ``j`` (``json_each`` of
-    the ``lines`` parameter) and ``t`` (the row's tail in a temp table of ``tail_columns``, joined on
-    ``tail_join``), with :meth:`params` as named parameters. ``lo`` and ``hi`` are the first and
-    last rows' leading key columns and ``fixed`` the key columns every row shares (the setting)."""
+    the ``lines`` parameter) and ``t`` (the row's tail in a temp table of ``tail_columns``, the first
+    an integer key, joined on ``tail_join``), with :meth:`params` as named parameters. ``lo`` and
+    ``hi`` are the first and last rows' leading key columns and ``fixed`` the key columns every row
+    shares (the setting)."""
 
     count: int
     tails: list[tuple[Any, ...]]
@@ -386,13 +395,16 @@ def load_chunks(
             if offered == 0:
                 tcols = chunk.tail_columns
                 db.execute(
-                    f"CREATE TEMP TABLE [{tails}] ({', '.join(f'[{c}]' for c in tcols)}, "
-                    f"PRIMARY KEY ([{tcols[0]}])) WITHOUT ROWID"
+                    f"CREATE TEMP TABLE [{tails}] ([{tcols[0]}] INTEGER PRIMARY KEY, "
+                    f"{', '.join(f'[{c}]' for c in tcols[1:])})"
                 )
             if chunk.tails:
-                db.conn.executemany(
-                    f"INSERT OR IGNORE INTO temp.[{tails}] VALUES ({', '.join('?' * len(chunk.tail_columns))})",
-                    chunk.tails,
+                # One statement, not executemany: that takes the GIL back after every row, and the
+                # parser thread holds it for up to a switch interval (5 ms) each time.
+                values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(chunk.tail_columns)))
+                db.execute(
+                    f"INSERT OR IGNORE INTO temp.[{tails}] SELECT {values} FROM json_each(?)",
+                    [json.dumps(chunk.tails)],
                 )
             select = (
                 f"SELECT {', '.join(chunk.row_sql[c] for c in cols)} "

@@ -367,7 +367,9 @@ def _payer_kinds() -> tuple[FactKind, ...]:
             name="payer_coverage",
             source=PAYER_SOURCE,
             key=("payer", "policy", "code", "drug"),
-            compared=("covered", "coverage_level", "description", "diagnoses", "diagnosis_specs", "restrictions", "states"),
+            compared=(
+                "covered", "coverage_level", "description", "diagnoses", "diagnosis_specs", "restrictions", "states",
+            ),
             stored=(),
             absent="close",
             partition=("payer", "policy"),
@@ -460,6 +462,8 @@ def coverage_rule_row(rec: Any) -> dict[str, Any]:
         "eff_start": rec.eff_start.isoformat(),
         "eff_end": _iso(rec.eff_end),
         "locator": rec.locator,
+        "pairing": rec.pairing,
+        "secondary_diagnoses": _mcd_json(rec.secondary_diagnoses),
     }
 
 
@@ -480,6 +484,8 @@ def _mcd_kinds() -> tuple[FactKind, ...]:
             ),
             stored=("doc_type", "article_type"),
             absent="retain",
+            # the article and LCD exports are separate documents: absence is judged within a type
+            partition=("doc_type",),
             to_row=policy_document_row,
             record_type=PolicyDocumentRecord,
         ),
@@ -489,7 +495,9 @@ def _mcd_kinds() -> tuple[FactKind, ...]:
             name="coverage_rules",
             source="cms_mcd",
             key=("policy", "code", "dx_group", "covered"),
-            compared=("policy_version", "diagnoses", "asterisk", "notes", "superseded_by"),
+            compared=(
+                "policy_version", "diagnoses", "asterisk", "notes", "superseded_by", "pairing", "secondary_diagnoses",
+            ),
             stored=("jurisdictions", "states", "supersedes"),
             absent="close",
             partition=("policy",),
@@ -503,3 +511,45 @@ MCD_KINDS: tuple[FactKind, ...] = _mcd_kinds()
 KINDS.update({k.name: k for k in MCD_KINDS})
 for _k in MCD_KINDS:
     KINDS_BY_SOURCE.setdefault(_k.source, []).append(_k)
+# The Coverage API front end (parsers/cms_coverage_api.py) yields the same records into the same tables.
+KINDS_BY_SOURCE["cms_coverage_api"] = list(MCD_KINDS)
+
+
+# --- ICD-10-CM code set (parsers/icd10cm_files.py, source icd10cm) ---------------------------------
+
+
+def icd10_code_row(rec: Any) -> dict[str, Any]:
+    return {
+        "code": rec.code,
+        "billable": int(rec.billable),
+        "short_description": rec.short_description,
+        "long_description": rec.long_description,
+        "eff_start": rec.eff_start.isoformat(),
+        "eff_end": _iso(rec.eff_end),
+        "locator": rec.locator,
+    }
+
+
+def _icd10_kind() -> FactKind:
+    from parsers.icd10cm_files import Icd10CodeRecord
+
+    # Each release (FY base from October 1, the April 1 update) is the whole code set, in force until
+    # the next: a timeline. A code the next release leaves out is deleted from that date; a code that
+    # gains children becomes a header (non-billable). Both are high severity in the diff.
+    return FactKind(
+        name="icd10_codes",
+        source="icd10cm",
+        key=("code", "eff_start"),
+        compared=("billable", "short_description", "long_description"),
+        stored=(),
+        absent="close",
+        to_row=icd10_code_row,
+        mode="timeline",
+        series=("code",),
+        record_type=Icd10CodeRecord,
+    )
+
+
+ICD10_CODES = _icd10_kind()
+KINDS[ICD10_CODES.name] = ICD10_CODES
+KINDS_BY_SOURCE.setdefault(ICD10_CODES.source, []).append(ICD10_CODES)

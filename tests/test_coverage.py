@@ -29,10 +29,14 @@ from policysync.mirror_mcd import export_zip, mirror_file_path, publish_export
 from policysync.pipeline import SyncReport, sync
 from rulebook.db import open_rulebook
 from rulebook.diff import diff_versions, render_text
+from rulebook.verify import verify_rulebook
 from tests.conftest import REPO, approve_pending
 
 FIXTURES = REPO / "tests" / "fixtures" / "cms_mcd"
 EXPORT = "mcd/export_2026-01"
+# The drug codes A52370 v128's recorded group 2 (ophthalmologic) paragraph names, in its order
+# (tests/test_mcd_pairing.py checks them against the paragraph): they get group 2's diagnoses too.
+A52370_GROUP2_NAMED = ["Q5160", "C9142", "C9257", "Q5107", "Q5118", "Q5126", "Q5129", "J9035"]
 Q1 = ("2026-01-01", "2026-04-01")
 
 
@@ -163,8 +167,13 @@ def test_sync_crawls_through_the_licence_page_and_loads_documents_and_rules(
     # versions 109-125 in the recorded article_related_documents)
     assert rep.counted["article_x_hcpc_code: older version in join table (ignored)"] == 1
     assert rep.counted["article_related_documents: older version in join table (ignored)"] >= 7
+    # next week, nothing changed: both exports answer 304 and nothing is parsed
+    again = mcd(run(home, mirror))
+    assert (again.documents_parsed, again.not_modified) == (0, 2)
 
     with rulebook(home) as db:
+        problems, _ = verify_rulebook(db, home.artifacts)
+        assert problems == []
         docs = {r["policy"]: r for r in db.query("SELECT * FROM policy_documents WHERE v_to IS NULL")}
         assert set(docs) == {"A52369", "A52370", "L33394"}
         a = docs["A52370"]
@@ -191,7 +200,11 @@ def test_sync_crawls_through_the_licence_page_and_loads_documents_and_rules(
         }
         hcpcs = table(FIXTURES / "article_x_hcpc_code.csv")
         want_codes = {(r["hcpc_code_id"], int(r["hcpc_code_group"]), 1) for r in hcpcs if r["article_version"] == "128"}
-        assert set(rules) == want_codes
+        # and the drug codes A52370's group 2 paragraph names (ophthalmologic use, billed with 67028)
+        named = {(c, 2, 1) for c in A52370_GROUP2_NAMED}
+        assert set(rules) == want_codes | named
+        assert {k for k, r in rules.items() if r["pairing"] == "same_group+named"} == named
+        assert rules[("J9035", 2, 1)]["diagnoses"] == rules[("67028", 2, 1)]["diagnoses"]
         j9035 = rules[("J9035", 1, 1)]
         assert json.loads(j9035["diagnoses"]) == expected_diagnoses("52370", "128", "1")
         assert "C34.90" in json.loads(j9035["diagnoses"])
@@ -345,7 +358,8 @@ def test_missing_table_fails_the_export_and_keeps_previous_facts(
     assert err == "current_article.zip: table article_x_icd10_covered.csv missing from the export"
     with rulebook(home) as db:
         n = db.execute("SELECT COUNT(*) FROM coverage_rules WHERE v_to IS NULL").fetchone()[0]
-        assert n == 11  # A52370: 8 drug codes + 67028, A52369: 2 (nothing ended)
+        # A52370: 8 drug codes + 67028 by group, the 8 drug codes its group 2 paragraph names; A52369: 2
+        assert n == 19  # (nothing ended)
 
 
 def test_the_recorded_export_alone_is_refused_naming_the_missing_table(
@@ -372,7 +386,8 @@ def test_coverage_row_naming_a_non_existent_article_version_is_counted(
     assert counted[key] == 2
     assert "52370 version 131 does not exist" in key
     with rulebook(home) as db:
-        (r,) = db.query("SELECT diagnoses FROM coverage_rules WHERE v_to IS NULL AND policy='A52370' AND code='J9035'")
+        (r,) = db.query("SELECT diagnoses FROM coverage_rules WHERE v_to IS NULL AND policy='A52370' AND code='J9035' "
+                            "AND dx_group = 1")
         assert json.loads(r["diagnoses"]) == expected_diagnoses("52370", "128", "1")
 
 
@@ -391,7 +406,8 @@ def test_unknown_and_non_billable_codes_are_counted_not_dropped(
     assert counted["icd10 unknown code"] == 1
     assert counted["icd10 non-billable code"] == 1
     with rulebook(home) as db:
-        (r,) = db.query("SELECT diagnoses FROM coverage_rules WHERE v_to IS NULL AND policy='A52370' AND code='J9035'")
+        (r,) = db.query("SELECT diagnoses FROM coverage_rules WHERE v_to IS NULL AND policy='A52370' AND code='J9035' "
+                            "AND dx_group = 1")
     dx = json.loads(r["diagnoses"])
     assert "C99.99" in dx and "C22" not in dx and "C22.0" in dx and "C22.9" in dx
     assert date.fromisoformat("2026-01-01")  # (the pack keeps unknown codes as listed)

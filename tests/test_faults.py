@@ -1,4 +1,5 @@
-"""The fault suite (issue 8 part 3): every CMS spider against a flaky publisher, over loopback.
+"""The fault suite (issue 8 part 3): every CMS spider against a flaky publisher, over loopback
+(``cms_mcd`` is not listed yet: its mirrored export did not load when this was written).
 
 Each case starts from a home where a clean sync of every source below has committed its facts, makes
 the mirror misbehave for ONE source (``policysync/mirror_faults.py``), runs the weekly sync of all
@@ -22,6 +23,7 @@ import pytest
 
 from policysync.config import Home, init_home, resolve_home
 from policysync.mirror import CMS_HOST, HCPCS_LANDING_PATH, MUE_LANDING_PATH, PTP_LANDING_PATH, MirrorServer
+from policysync.mirror_asp import ASP_LANDING_PATH
 from policysync.mirror_faults import Fault
 from policysync.pipeline import SyncReport, sync
 from policysync.report import render_sync_report
@@ -59,6 +61,7 @@ def _zip(name: str) -> str:
 HCPCS_APRIL = "april-2020-alpha-numeric-hcpcs-file.zip"
 MUE_PRACTITIONER = "medicare-ncci-2026-q3-practitioner-services-mue-table.zip"
 PTP_F1 = "medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip"
+ASP_PRICING = "october-2025-asp-pricing-file.zip"
 
 SPIDERS = [
     Spider(
@@ -75,7 +78,14 @@ SPIDERS = [
         f"https://www.cms.gov/files/zip/{PTP_F1}: license gate: accepting led to an HTML page "
         f"(https://www.cms.gov/files/zip/{PTP_F1}?agree=yes), not the file",
     ),
+    Spider(
+        "cms_asp", ASP_LANDING_PATH, _zip(ASP_PRICING), "ASP payment limit or NDC-HCPCS crosswalk",
+        f"{ASP_PRICING}: expected a zip archive, got an HTML page",
+    ),
 ]  # fmt: skip
+# What the mirror publishes: HCPCS April 2020 and, for ASP, the October 2025 quarter (the HCPCS
+# builder serves its October 2025 file too); the NCCI builders serve their recorded excerpts.
+RELEASES = ["2020-04", "2025-10"]
 SOURCES = [s.source for s in SPIDERS]
 
 TIMEOUT = 0.5  # DOWNLOAD_TIMEOUT of these syncs, so a server "slower than the timeout" costs little
@@ -183,7 +193,7 @@ def facts(home: Home) -> tuple[int | None, dict[str, list[tuple[Any, ...]]]]:
 
 @pytest.fixture(scope="module")
 def mirror(shared_data: Path) -> Iterator[MirrorServer]:
-    with MirrorServer(shared_data, releases=["2020-04"]) as m:
+    with MirrorServer(shared_data, releases=RELEASES, sources=SOURCES) as m:
         yield m
 
 

@@ -66,22 +66,20 @@ def run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         )
         if isinstance(r, PayerDocumentRecord)
     )
-    v2 = render_sections(
-        edited(
-            real,
-            **{
-                "BILLING/CODING INFORMATION": lambda t: "\n".join(
-                    x for x in t.splitlines() if not x.startswith("Q5160 ")
-                )
-            },
-        )
-    )
+    drop_q5160 = {
+        "BILLING/CODING INFORMATION": lambda t: "\n".join(x for x in t.splitlines() if not x.startswith("Q5160 "))
+    }
+    redate = {"Header": lambda t: t.replace("Revised: 01/01/26", "Revised: 04/01/26")}
+    v2 = render_sections(edited(real, **drop_q5160))
+    v2_redated = render_sections(edited(real, **drop_q5160, **redate))
     out: dict[str, Any] = {"home": home}
     with MirrorServer(shared_data, sources=["payer"]) as mirror:
         out["first"] = sync(home, sources=SOURCES, mirror=mirror.url)
         out["again"] = sync(home, sources=SOURCES, mirror=mirror.url)
         mirror.put(mirror_path(FB.url), v2, content_type="application/pdf")
         out["v2"] = sync(home, sources=["florida_blue_mcg"], mirror=mirror.url)
+        mirror.put(mirror_path(FB.url), v2_redated, content_type="application/pdf")
+        out["redated"] = sync(home, sources=["florida_blue_mcg"], mirror=mirror.url)
         mirror.put(mirror_path(FB.url), _encrypted_pdf(), content_type="application/pdf")
         out["locked"] = sync(home, sources=["florida_blue_mcg"], mirror=mirror.url)
         out["index"] = [r for r in mirror.requests if r.path == index_path(FB.index_url)]
@@ -145,6 +143,21 @@ def test_substantive_new_version(run: dict[str, Any]) -> None:
     assert codes == {"J9035", "Q5107", "Q5118", "Q5126", "Q5129"}
 
 
+def test_redated_version_is_cosmetic(run: dict[str, Any]) -> None:
+    """The same guideline re-dated (Revised: 01/01/26 -> 04/01/26), nothing else changed."""
+    rep = run["redated"]
+    db = open_rulebook(run["home"].db_path)
+    cs = diff_versions(db, run["v2"].version, rep.version)
+    doc = [c for c in cs.changes if c.fact_kind == "payer_documents"]
+    assert [c.category for c in doc] == ["policy_cosmetic_change"]
+    assert set(doc[0].fields) == {"revised_date", "text_sha256", "meta_sha256", "eff_start"}
+    rules = [c for c in cs.changes if c.fact_kind != "payer_documents"]
+    assert len(rules) == 5 and {c.category for c in rules} == {"payer_rule_redated"}
+    assert all(c.fields["eff_start"] == {"before": "2026-01-01", "after": "2026-04-01"} for c in rules)
+    assert not any(c.substantive for c in cs.changes)
+    assert (rep.substantive_changes, rep.review_state) == (0, "none")
+
+
 def test_unreadable_version_needs_review_and_keeps_previous_rules(run: dict[str, Any]) -> None:
     rep = run["locked"]
     s = _src(rep, "florida_blue_mcg")
@@ -156,7 +169,7 @@ def test_unreadable_version_needs_review_and_keeps_previous_rules(run: dict[str,
     doc = _current(db, "payer_documents", "payer = 'florida_blue'")[0]
     assert (doc["status"], doc["reason"]) == ("needs_review", reason)
     # ... and in the diff, with the reason.
-    cs = diff_versions(db, run["v2"].version, rep.version)
+    cs = diff_versions(db, run["redated"].version, rep.version)
     change = next(c for c in cs.changes if c.fact_kind == "payer_documents")
     assert change.category == "needs_review" and change.severity == "high"
     assert change.fields["reason"] == {"before": None, "after": reason}
@@ -187,6 +200,7 @@ def test_payer_pack(run: dict[str, Any], tmp_path: Path) -> None:
         "drug": "Prolia & Xgeva",
     }
     assert "C50.011" in item["diagnoses"] and item["provenance"]["locator"] == "p7:l4"
+    assert item["states"] == ["NY"]  # from the config entry (states = ["NY"])
     assert item["provenance"]["source"] == "emblemhealth_prime_drug_policies"
     pa = next(p for p in pack["sections"]["prior_auth"] if p["code"] == "J0897")
     assert (pa["payer"], pa["policy"], pa["required"]) == ("emblemhealth_prime", "IC-0098", True)
@@ -207,3 +221,51 @@ def test_payer_pack(run: dict[str, Any], tmp_path: Path) -> None:
 
 def test_the_spider_read_the_constructed_index(run: dict[str, Any]) -> None:
     assert run["index"] and all(r.status == 200 for r in run["index"])
+
+
+def test_compile_cli_accepts_configured_payer_scopes(run: dict[str, Any], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from policysync.cli import cli
+
+    db = open_rulebook(run["home"].db_path)
+    approve_pending(db)
+    home = str(run["home"].root)
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            home,
+            "compile",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-07-01",
+            "--scope",
+            "payer:cigna",
+            "-o",
+            str(tmp_path / "cigna"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    pack = json.loads((tmp_path / "cigna" / "payer-cigna_2026-01-01_2026-07-01.json").read_text())
+    assert sorted(p["code"] for p in pack["sections"]["prior_auth"]) == ["J9312", "Q5115", "Q5119", "Q5123"]
+    # A payer without a configured source is refused with one line.
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            home,
+            "compile",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-07-01",
+            "--scope",
+            "payer:acme",
+            "-o",
+            str(tmp_path / "acme"),
+        ],
+    )
+    assert res.exit_code == 2
+    assert "unknown scope 'payer:acme'" in res.output

@@ -133,3 +133,46 @@ def test_redline_of_rows_and_added_sections() -> None:
         "needs_review",
         ["x.pdf: encrypted PDF"],
     )
+
+
+def test_rule_classification_in_the_diff() -> None:
+    """rulebook.diff's payer classifiers on constructed rule rows: what narrows is high, a rule that is
+    only re-dated (a re-dated policy restates it unchanged) is cosmetic."""
+    from rulebook.diff import classify_payer_document, classify_payer_rule
+
+    rule = {
+        "payer": "acme",
+        "policy": "P1",
+        "code": "J9035",
+        "drug": "",
+        "covered": 1,
+        "diagnoses": '["C18.0"]',
+        "eff_start": "2026-01-01",
+        "eff_end": None,
+        "locator": "p9:l31",
+        "release": "2026-01-05",
+        "artifact_sha256": "a" * 64,
+        "artifact_url": "u1",
+    }
+    redated = rule | {"eff_start": "2026-04-01", "locator": "p9:l33", "release": "2026-04-02", "artifact_url": "u2"}
+    assert classify_payer_rule(rule, redated) == ([("payer_rule_redated", "low", False)], False)
+    assert classify_payer_rule(rule, rule | {"covered": 0}) == ([("coverage_withdrawn", "high", True)], False)
+    assert classify_payer_rule(rule, rule | {"diagnoses": '["C18.1"]'}) == (
+        [("payer_rule_modified", "medium", True)],
+        False,
+    )
+    assert classify_payer_rule(None, rule)[0][0][0] == "payer_rule_added"
+    assert classify_payer_rule(rule, None) == ([("payer_rule_removed", "high", True)], False)
+    pa = {"required": 0, "note": None, "eff_start": "2026-01-01"}
+    assert classify_payer_rule(pa, pa | {"required": 1}) == ([("prior_auth_added", "high", True)], False)
+    lim = {"max_units": 120, "eff_start": "2026-01-01"}
+    assert classify_payer_rule(lim, lim | {"max_units": 60}) == ([("limit_lowered", "high", True)], False)
+    doc = {"status": "parsed", "text_sha256": "t", "meta_sha256": "m", "criteria_sha256": "c", "codes_sha256": "k"}
+    assert classify_payer_document(doc, doc | {"text_sha256": "t2", "meta_sha256": "m2"}) == (
+        [("policy_cosmetic_change", "low", False)],
+        False,
+    )
+    assert classify_payer_document(doc, doc | {"codes_sha256": "k2"}) == (
+        [("policy_substantive_change", "high", True)],
+        False,
+    )

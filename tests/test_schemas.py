@@ -171,7 +171,7 @@ def test_examples_are_consistent_and_readable(tmp_path: Path) -> None:
     assert entry["pack_id"] == pack["pack_id"]
     assert entry["sha256"] == hashlib.sha256(canonical(pack)).hexdigest()
     sections = pack["sections"]
-    assert set(sections) == {"codes", "unit_limits", "ptp", "modifiers"}  # modifiers: compiler/drug_rules.json
+    assert set(sections) == {"codes", "unit_limits", "ptp"}
     assert entry["sections"] == {
         k: (sum(f["rows"] for f in v["files"]) if k == "ptp" else len(v)) for k, v in sections.items()
     }

@@ -459,6 +459,14 @@ def test_diagnosis_coverage_names_policy_and_version(loaded: dict[str, LoadedPac
     listed_not_covered = _claim("COV3", base, state="NY", diagnoses=["Z51.11", "C18.9"])
     (f,) = _run(tmp_path, both, listed_not_covered)
     assert "Z51.11 is listed as not covered by A99999 version 7" in f.message
+    outside = load_packs([jk], base=loaded["q3_2026"])  # national pack for 2026 Q3, JK pack for 2025 Q4
+    late = _claim("COV5", _line(1, "J9035", 160, "2026-07-15", dose=_mg(1600), modifiers=["JZ"]), jurisdiction="JK")
+    (f,) = _run(tmp_path, outside, late)
+    assert (f.check, f.severity) == ("pack_window", "warning")
+    assert f.message == (
+        "the medicare:JK pack(s) loaded cover [2025-10-01, 2026-01-01), not 2026-07-15: its coverage and prior "
+        "authorization rules were not checked"
+    )
     elsewhere = _claim("COV4", base, jurisdiction="J15", diagnoses=["C50.911"])  # another MAC: rules do not apply
     assert _run(tmp_path, both, elsewhere) == []
 
@@ -483,3 +491,36 @@ def test_prior_auth_required_by_payer_policy() -> None:
     s.claim({"claim_id": "PA2", "payer": "uhc", "prior_auth": "AUTH-1", "lines": [_line(1, "J9035", 160)]})
     pa = _by(s.out, "prior_auth")
     assert [(f.claim_id, f.denial, f.policy) for f in pa] == [("PA", "CO-15", "2026D0017AN")]
+
+
+def test_ptp_binary_search_matches_a_full_read(tmp_path: Path) -> None:
+    """CONSTRUCTED companion file (sorted as compile writes it): every column-1 block found by the
+    binary search equals what reading the whole file gives, including the first and last codes and
+    codes that share a prefix."""
+    from compiler.scrub import PtpFile
+
+    rng = __import__("random").Random(3)
+    codes = sorted({f"{rng.choice('0JQ9')}{rng.randint(0, 9999):04d}" for _ in range(300)})
+    rows = sorted(
+        {
+            (a, b, f"20{rng.randint(10, 26)}-01-01")
+            for a in codes[::3]
+            for b in rng.sample(codes, rng.randint(1, 12))
+            if a != b
+        }
+    )
+    path = tmp_path / "p.ptp-practitioner.tsv"
+    header = "column1\tcolumn2\teff_start\teff_end\tmodifier_indicator\tprior_1996\trationale\tsource\tlocator\n"
+    path.write_text(header + "".join(f"{a}\t{b}\t{d}\t\t1\t0\t0\t0\tline {i}\n" for i, (a, b, d) in enumerate(rows)))
+    f = PtpFile(path, ["r"], [], "p" * 64)
+    try:
+        for c1 in codes + ["00000", "ZZZZZ"]:
+            expected: dict[str, list[str]] = {}
+            for a, b, d in rows:
+                if a == c1:
+                    expected.setdefault(b, []).append(d)
+            got = {c2: [r[2] for r in v] for c2, v in f.edits_of(c1).items()}
+            assert got == {c2: [r[2] for r in f.lookup(c1, c2)] for c2 in got}
+            assert got == expected, c1
+    finally:
+        f.close()

@@ -9,10 +9,12 @@ from __future__ import annotations
 from scrapy import Spider
 
 from crawlers.spiders.cms_asp import CmsAspSpider
+from crawlers.spiders.cms_coverage_api import CmsCoverageApiSpider
 from crawlers.spiders.cms_hcpcs import CmsHcpcsSpider
 from crawlers.spiders.cms_mcd import CmsMcdSpider
 from crawlers.spiders.cms_ncci_mue import CmsNcciMueSpider
 from crawlers.spiders.cms_ncci_ptp import CmsNcciPtpSpider
+from crawlers.spiders.icd10cm import CmsIcd10cmSpider
 from crawlers.spiders.payer import PayerSpider
 
 SPIDERS: dict[str, type[Spider]] = {
@@ -21,5 +23,7 @@ SPIDERS: dict[str, type[Spider]] = {
 # The payer spider serves every configured `<payer>_<docset>` source (config key `parser = "payer"`).
 SPIDERS[PayerSpider.name] = PayerSpider
 SPIDERS[CmsMcdSpider.name] = CmsMcdSpider
+SPIDERS[CmsCoverageApiSpider.name] = CmsCoverageApiSpider
+SPIDERS[CmsIcd10cmSpider.name] = CmsIcd10cmSpider
 
 __all__ = ["SPIDERS"]

@@ -7,9 +7,10 @@ AMA/ADA/AHA licence agreement; the spider accepts it as a person does (the Accep
 licence page, the same helper as ``cms_ncci_ptp``), and a file asked for directly is redirected to
 that page, which the spider also accepts.
 
-The spider fetches the exports of :attr:`CmsMcdSpider.exports` (the two current ones; add
-``all_article``/``all_lcd`` for the history exports). The document URL recorded is the export's own
-URL without the licence parameters, so conditional requests make an unchanged weekly export a 304.
+The spider fetches the exports of :attr:`CmsMcdSpider.exports` (the two current ones; the
+``exports`` spider argument asks for others, e.g. ``"all_article,all_lcd"`` for the history
+exports). The document URL recorded is the export's own URL without the licence parameters, so
+conditional requests make an unchanged weekly export a 304.
 The release is the export's Last-Modified date (``2026-01-08``): the exports are refreshed weekly,
 on Thursdays, and carry no date of their own. It never opens a zip: ``parsers/cms_mcd.py`` does.
 """
@@ -70,6 +71,14 @@ class CmsMcdSpider(LandingPageSpider):
     name = "cms_mcd"
     landing_url = LANDING_URL
     exports: tuple[str, ...] = ("current_article", "current_lcd")
+
+    def __init__(self, *args: Any, exports: str | tuple[str, ...] | None = None, **kwargs: Any) -> None:
+        """``exports``: which exports to fetch, a tuple or a comma-separated string
+        (``run_crawl("cms_mcd", ..., spider_kwargs={"exports": "all_article,all_lcd"})``)."""
+        super().__init__(*args, **kwargs)
+        if exports:
+            names = exports.split(",") if isinstance(exports, str) else list(exports)
+            self.exports = tuple(n.strip().lower().removesuffix(".zip") for n in names if n.strip())
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         links = [link for link in export_links(response) if link[0] in self.exports]

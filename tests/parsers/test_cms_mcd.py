@@ -145,7 +145,8 @@ def test_article_export_records(shared_data: Path) -> None:
     assert a.related == ("L33394",)
     assert len(a.contractors) == 22  # article_x_contractor.csv: 22 rows for 52370 v128
     j9035 = [r for r in rules if r.code == "J9035"]
-    assert len(j9035) == 1 and j9035[0].group == 1 and j9035[0].covered
+    # group 1 (its HCPCS group), and group 2, whose ophthalmologic paragraph names J9035 for Part B
+    assert [(r.group, r.covered, r.pairing) for r in j9035] == [(1, True, "same_group"), (2, True, "same_group+named")]
     assert j9035[0].asterisk == ("G96.89",)
     # the same group's diagnoses, in tabular order, are shared by every code of the group
     group1 = {r.diagnoses for r in rules if r.policy == "A52370" and r.group == 1}
@@ -235,3 +236,27 @@ def test_counts_are_counters(shared_data: Path) -> None:
     list(parse(export_zip("current_article", [shared_data / ARTICLE_CSV, FIXTURES]), m))
     assert isinstance(m.counts, Counter)
     assert all(isinstance(v, int) and v > 0 for v in m.counts.values())
+
+
+def test_reversed_range_ends_are_counted_and_codes_kept(shared_data: Path) -> None:
+    """Constructed: the C34.00-C34.92 range of A52370 relabelled so its B row (now C34.92) comes first."""
+    path = FIXTURES / "article_x_icd10_covered.csv"
+    rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("cp1252"), newline="")))
+    lo = next(r for r in rows if r["icd10_code_id"] == "C34.00")
+    hi = next(r for r in rows if r["icd10_code_id"] == "C34.92")
+    lo["range"], hi["range"] = "E", "B"
+    lo["sort_order"], hi["sort_order"] = hi["sort_order"], lo["sort_order"]
+    out = io.StringIO()
+    w = csv.DictWriter(out, list(rows[0]), quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    body = export_zip(
+        "current_article",
+        [shared_data / ARTICLE_CSV, FIXTURES],
+        replace={"article_x_icd10_covered": out.getvalue().encode("cp1252")},
+    )
+    m = meta()
+    rules = [r for r in parse(body, m) if isinstance(r, CoverageRuleRecord) and r.code == "J9035"]
+    key = "icd10 range with reversed ends (codes kept as listed; first: A52370 C34.92\u2013C34.00)"
+    assert m.counts[key] == 1
+    assert {"C34.00", "C34.92"} <= set(rules[0].diagnoses)

@@ -87,7 +87,7 @@ def test_order_is_tabular_order(shared_data: Path) -> None:
     assert icd10cm.expand_range(a_block[0], a_block[-1]) == a_block
 
 
-@pytest.mark.parametrize("category", ["C18", "C34", "C50", "D63", "M54", "Z51"])
+@pytest.mark.parametrize("category", ["C18", "C34", "C50", "D63", "M54", "Z51", "QA0"])
 def test_category_expands_to_the_xml_leaves(shared_data: Path, category: str) -> None:
     assert icd10cm.expand(category) == _xml_leaves(_diag(category))
 
@@ -115,6 +115,8 @@ def test_seventh_character_codes() -> None:
 
 def test_normalize() -> None:
     assert icd10cm.normalize(" c3490 ") == "C34.90"
+    # QA0 (new in the April 2026 update: "Congenital malformations ... (Q00-QA0)") has a letter second
+    assert icd10cm.normalize("QA00101") == "QA0.0101" and icd10cm.is_valid("QA0")
     assert icd10cm.normalize("C34.90") == "C34.90"
     assert icd10cm.normalize("C33") == "C33"
     assert icd10cm.normalize("Z99.99") == "Z99.99"  # well formed, not in the code set

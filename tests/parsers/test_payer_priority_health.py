@@ -2,7 +2,7 @@
 every row of the ruled table (code, drug, descriptor, coverage level, notes & restrictions).
 
 Expected values were read off the document (pdfplumber's table of the page named in each comment).
-The whole list is parsed once for the module (a few seconds over both cores).
+The whole list is parsed once for the module (about a second with the PDFium engine).
 """
 
 from __future__ import annotations
@@ -124,3 +124,27 @@ def test_prior_auth_from_notes(result: tuple[SourceMeta, list[object]]) -> None:
     assert pa["J0895"].required is True
     assert pa["J0716"].required is False
     assert len(pa) == 739 + 11
+
+
+def test_pdfium_engine_reads_the_same_rows_as_pdfplumber(shared_data: Path) -> None:
+    """The fast engine (PDFium) against pdfplumber's table finder, the reference, on pages 3-24 of the
+    list: every row that starts with a code has the same cells, whitespace aside."""
+    import re
+
+    from parsers.payer_pdf import _pdfium_table_rows, _tables_of_pages
+
+    body = (shared_data / FILE).read_bytes()
+
+    def code_rows(rows: list[tuple[int, list[str | None]]]) -> list[tuple[int, tuple[str, ...]]]:
+        out = []
+        for page, raw in rows:
+            cells = [c for c in raw if c is not None] if len(raw) != 5 else raw
+            if re.fullmatch(r"[A-V]\d{4}|\d{4}[0-9A-Z]", (raw[0] or "").strip()) and len(cells) == 5:
+                out.append((page, tuple(" ".join((c or "").split()) for c in cells)))
+        return out
+
+    reference = code_rows([(p, row) for p, table in _tables_of_pages(body, 3, 24) for row in table])
+    _, fast_rows = _pdfium_table_rows(body, "mdl.pdf")
+    fast = code_rows([(p, r) for p, r in fast_rows if 3 <= p <= 24])
+    assert len(reference) == 194  # pdfplumber: 194 code rows on pages 3-24
+    assert fast == reference
