@@ -14,7 +14,11 @@
     into a fresh rulebook in one transaction, parse timed alone too;
 (3) baseline: every CSV of the same export inserted with the ``sqlite-utils insert DB TABLE FILE --csv
     --encoding cp1252`` CLI into a fresh database (one command per table, as a person would), total time;
-(4) ``compile --scope medicare:JK`` and ``--scope medicare:NY`` for 2026-01-01..2026-04-01 (in this process).
+(4) ``compile --scope medicare:JK`` and ``--scope medicare:NY`` for 2026-01-01..2026-04-01 (in this process;
+    JK first, so it starts with nothing remembered by compiler/schema_fast.py, as a CLI compile does);
+(5) the compile-time schema check of the JK pack: plain jsonschema (``compiler.schema.errors``, what compiles
+    ran before, the baseline) against ``compiler.schema_fast.errors`` with nothing remembered, and again
+    warm; the two error lists must be equal (exit status 1 otherwise).
 
 Targets (issue 4 part 8): the export loaded in under 30 s; a jurisdiction coverage pack compiled in
 under 5 s. Figures, not pass/fail: the exit status is 1 only when something is wrong (sync failed, no
@@ -40,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.generate_mcd import generate  # noqa: E402
+from compiler import schema, schema_fast  # noqa: E402
 from compiler.packs import compile_packs, read_packs  # noqa: E402
 from parsers.cms_mcd import parse  # noqa: E402
 from parsers.records import SourceMeta  # noqa: E402
@@ -99,6 +104,7 @@ def main() -> int:
     args = ap.parse_args()
     machine = f"{os.cpu_count()} CPUs {platform.machine()}, Python {platform.python_version()}"
     out: dict[str, Any] = {"machine": f"{machine}, SQLite {sqlite3.sqlite_version}"}
+    out["load_average_at_start"] = round(os.getloadavg()[0], 2)
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench_mcd_") as tmp:
         work = Path(tmp)
@@ -153,22 +159,43 @@ def main() -> int:
         out["ratio_parse_load_over_sqlite_utils"] = round(out["parse_load_s"] / out["sqlite_utils_insert_s"], 2)
 
         # (4) compile
+        out["load_average_at_compile"] = round(os.getloadavg()[0], 2)
         db = open_rulebook(home.db_path)
         approve_pending(db)
         for scope in ("medicare:JK", "medicare:NY"):
             pack_dir = work / scope.replace(":", "-")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = compile_packs(db, start=WINDOW[0], end=WINDOW[1], scope=scope, out_dir=pack_dir)
-            secs = time.perf_counter() - t0
+            secs, cpu = time.perf_counter() - t0, time.process_time() - c0
             (entry,) = result.manifest["packs"]
             n = entry["sections"].get("coverage", 0)
             read_packs(pack_dir)
             out[f"compile_{scope}_s"] = round(secs, 2)
+            out[f"compile_{scope}_cpu_s"] = round(cpu, 2)  # CPU time of this process: moves less with the load
             out[f"compile_{scope}_items"] = n
             out[f"compile_{scope}_bytes"] = (pack_dir / entry["file"]).stat().st_size
             if not n:
                 ok = False
         db.close()
+
+        # (5) the compile-time schema check of the JK pack: plain jsonschema (the baseline, what compiles
+        # ran before) against compiler/schema_fast.py with nothing remembered, then remembered
+        jk = work / "medicare-JK"
+        (jk_entry,) = json.loads((jk / "manifest.json").read_text())["packs"]
+        pack = json.loads((jk / jk_entry["file"]).read_text())
+        t0 = time.perf_counter()
+        plain = schema.errors("pack", pack)
+        out["check_plain_jsonschema_s"] = round(time.perf_counter() - t0, 2)
+        schema_fast.forget()
+        t0 = time.perf_counter()
+        fast = schema_fast.errors("pack", pack)
+        out["check_schema_fast_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        schema_fast.errors("pack", pack)
+        out["check_schema_fast_warm_s"] = round(time.perf_counter() - t0, 2)
+        out["ratio_check_fast_over_plain"] = round(out["check_schema_fast_s"] / out["check_plain_jsonschema_s"], 2)
+        if plain != fast:
+            ok = False
         if args.gen is None:
             shutil.rmtree(gen, ignore_errors=True)
     if args.json:

@@ -16,8 +16,9 @@ What it builds, through the real pipeline (loopback mirror -> sync -> approve ->
   an allowed amount and an NDC, so units, JW/JZ, price, NDC, MUE and coverage all run) and half on
   2026-08-14 (pairs of codes taken from the PTP companion, so every line does PTP lookups).
 
-Measured, in one process pinned to one core: pack load (read_packs' sha256 and schema checks plus
-indexing) with the memory it adds, reading and validating the claims file, and the checks alone.
+Measured, in one process pinned to one core: pack load (read_packs(schema="sample"): sha256 of every
+file, schema major, pack_id, the sampled schema check; plus indexing) with the memory it adds, reading
+and validating the claims file, and the checks alone.
 Baseline, same run: ``json.loads`` of the claims file plus one dict lookup per line (the least any
 scrubber does), so the ratio says what the checks cost above reading the claims.
 """

@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlite_utils
 
-from compiler import coverage_sections, drug_sections, payer_sections
-from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors
+from compiler import coverage_sections, drug_sections, payer_sections, schema_fast
+from compiler.schema import SCHEMA_VERSION, SUPPORTED_MAJOR, errors, load_schema, validator
 from parsers.errors import CompileArgumentError, CompileError, PackError
 from rulebook import review
 from rulebook import versions as vers
@@ -341,11 +341,21 @@ def compile_packs(
         "sources": sources,
         "sections": sections,
     }
-    pack["pack_id"] = pack_id_of(pack)
-    problems = errors("pack", pack)
+    # Serialised once: canonical() sorts keys, so the unsigned body (what pack_id_of hashes) starts with
+    # the empty pack_id, which the signed body replaces.
+    unsigned = canonical(pack)
+    pack["pack_id"] = hashlib.sha256(unsigned).hexdigest()
+    head = b'{"pack_id":""'
+    body = (
+        b'{"pack_id":"' + pack["pack_id"].encode() + b'"' + unsigned[len(head) :]
+        if unsigned.startswith(head)
+        else canonical(pack)
+    )
+    # Every rule against the pack schema: the same errors as compiler.schema.errors, each distinct value
+    # checked once per subschema (compiler/schema_fast.py).
+    problems = schema_fast.errors("pack", pack)
     if problems:
         raise CompileError(f"compiled pack fails its schema: {problems[0]} ({len(problems)} errors)")
-    body = canonical(pack)
     fname = f"{base}.json"
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -376,8 +386,73 @@ def compile_packs(
     return CompileResult(version, out_dir, manifest, state)
 
 
-def read_packs(pack_dir: Path) -> list[dict[str, Any]]:
-    """Load every pack a manifest names, refusing any whose bytes, schema version or id do not check out."""
+SCHEMA_SAMPLE = 64  # items of each section validated in full by read_packs(schema="sample")
+
+
+def _required_keys(schema: dict[str, Any], ref: str) -> frozenset[str]:
+    """The keys a ``$defs`` rule requires, its ``allOf`` references' included."""
+    d = schema["$defs"][ref.rsplit("/", 1)[-1]]
+    keys = set(d.get("required", ()))
+    for sub in d.get("allOf", ()):
+        if "$ref" in sub:
+            keys |= _required_keys(schema, sub["$ref"])
+    return frozenset(keys)
+
+
+def _sample_indexes(n: int, k: int = SCHEMA_SAMPLE) -> list[int]:
+    """Up to ``k`` indexes spread evenly over ``range(n)``, first and last included (deterministic)."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def sampled_schema_errors(pack: dict[str, Any]) -> list[str]:
+    """The schema check of ``read_packs(schema="sample")``: everything but the section items in full
+    (header, window, sources, the PTP section), a sample of each section's items in full (first, last
+    and evenly spread, :data:`SCHEMA_SAMPLE` of them), and every item for the keys its rule requires.
+    Error paths name the item's index in the whole section."""
+    schema = load_schema("pack")
+    sections = pack.get("sections")
+    if not isinstance(sections, dict):
+        return errors("pack", pack)
+    reduced: dict[str, Any] = {}
+    picked: dict[str, list[int]] = {}
+    problems: list[str] = []
+    props = schema["properties"]["sections"]["properties"]
+    for name, items in sections.items():
+        if not isinstance(items, list):
+            reduced[name] = items  # the PTP section (an object) or a wrong type: validated whole
+            continue
+        ref = (props.get(name) or {}).get("items", {}).get("$ref")
+        if ref:
+            need = _required_keys(schema, ref)
+            for i, item in enumerate(items):
+                if type(item) is not dict or not need <= item.keys():
+                    missing = sorted(need - item.keys()) if type(item) is dict else ["(not an object)"]
+                    problems.append(f"$.sections.{name}[{i}]: missing required {', '.join(missing)}")
+                    break
+        picked[name] = _sample_indexes(len(items))
+        reduced[name] = [items[i] for i in picked[name]]
+    for e in validator("pack").iter_errors(pack | {"sections": reduced}):
+        path = list(e.absolute_path)
+        if len(path) >= 3 and path[0] == "sections" and path[1] in picked and isinstance(path[2], int):
+            path[2] = picked[path[1]][path[2]]
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        problems.append(f"{where}: {e.message}")
+    return problems
+
+
+def read_packs(pack_dir: Path, *, schema: str = "full") -> list[dict[str, Any]]:
+    """Load every pack a manifest names, refusing any whose bytes, schema version or id do not check out.
+
+    Always: the manifest against its schema, the sha256 of every pack and companion file against the
+    manifest, the schema major version, ``pack_id`` against the content. ``schema="full"`` (compile
+    time, tests, ``policysync scrub --full-check``) validates every rule against the pack schema;
+    ``schema="sample"`` (the scrubber's default load) validates :func:`sampled_schema_errors`: a pack
+    that passed the full check when it was compiled cannot have changed without its sha256 changing.
+    """
+    if schema not in ("full", "sample"):
+        raise ValueError(f"schema must be 'full' or 'sample', not {schema!r}")
     mpath = pack_dir / "manifest.json"
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
@@ -406,7 +481,7 @@ def read_packs(pack_dir: Path) -> list[dict[str, Any]]:
                 f"{path}: schema_version {pack.get('schema_version')!r} is not supported (this reader reads "
                 f"{SUPPORTED_MAJOR}.x)"
             )
-        problems = errors("pack", pack)
+        problems = errors("pack", pack) if schema == "full" else sampled_schema_errors(pack)
         if problems:
             raise PackError(f"{path}: {problems[0]}")
         if pack_id_of(pack) != pack["pack_id"]:

@@ -99,7 +99,7 @@ _FACTORS: dict[str, tuple[str, Decimal]] = {
     "l": ("volume", Decimal(1000)),
 }
 _CPT = re.compile(r"^[0-9]{4}[0-9A-Z]$")
-_COLUMN2 = re.compile(r"\n[^\t\n]+\t([^\t\n]+)\t")
+_COLUMN2 = re.compile(rb"\n[^\t\n]+\t([^\t\n]+)\t")
 
 
 class ClaimsError(UsageError):
@@ -160,7 +160,10 @@ class ScrubResult:
 
 
 def _dec(x: Any) -> Decimal:
-    return x if isinstance(x, Decimal) else Decimal(str(x))
+    t = type(x)
+    if t is int:
+        return Decimal(x)  # exact, and without the str() round trip (most units are whole numbers)
+    return x if t is Decimal else Decimal(str(x))
 
 
 def _norm_unit(unit: str) -> str:
@@ -222,7 +225,7 @@ class PtpFile:
         self.start = self.mm.find(b"\n") + 1  # after the header line
         self.size = len(self.mm)
         self._blocks: dict[str, tuple[int, int]] = {}
-        self._partners: dict[str, frozenset[str]] = {}
+        self._partners: dict[str, dict[str, int]] = {}
 
     def close(self) -> None:
         self.mm.close()
@@ -253,13 +256,18 @@ class PtpFile:
             found = self._blocks[column1] = (lo, hi)
         return found
 
-    def partners(self, column1: str) -> frozenset[str]:
-        """The column-2 codes ``column1`` has edits with (most code pairs on a claim have none, and a
-        set answers that without scanning the block). Cached, bounded."""
+    def partners(self, column1: str) -> dict[str, int]:
+        """The column-2 codes ``column1`` has edits with, each with the byte offset of its first line
+        (most code pairs on a claim have none, and a dict answers that, and where the pair's lines
+        start, without scanning the block). One regular-expression pass over the block, cached, bounded."""
         found = self._partners.get(column1)
         if found is None:
             lo, hi = self.block(column1)
-            found = frozenset(_COLUMN2.findall(self.mm[lo - 1 : hi].decode())) if hi > lo else frozenset()
+            found = {}
+            if hi > lo:
+                base = lo - 1  # the newline ending the line before the block
+                for m in _COLUMN2.finditer(self.mm[base:hi]):
+                    found.setdefault(m.group(1).decode(), base + m.start() + 1)
             if len(self._partners) >= self.PARTNER_CACHE:
                 self._partners.clear()
             self._partners[column1] = found
@@ -267,18 +275,18 @@ class PtpFile:
 
     def lookup(self, column1: str, column2: str) -> list[list[str]]:
         """Every line for the pair (all its intervals), as lists of the TSV fields."""
-        lo, hi = self.block(column1)
-        if lo == hi or column2 not in self.partners(column1):
+        pos = self.partners(column1).get(column2)
+        if pos is None:
             return []
-        mm = self.mm
-        key = f"\n{column1}\t{column2}\t".encode()
-        pos = mm.find(key, lo - 1, hi)  # lo - 1 is the newline ending the line before
+        mm, size = self.mm, self.size
+        key = f"{column1}\t{column2}\t".encode()
+        n = len(key)
         out = []
-        while pos >= 0:
-            e = mm.find(b"\n", pos + 1)
-            e = self.size if e < 0 else e
-            out.append(mm[pos + 1 : e].decode("utf-8").split("\t"))
-            pos = e if mm[e : e + len(key)] == key else -1
+        while pos < size and mm[pos : pos + n] == key:
+            e = mm.find(b"\n", pos)
+            e = size if e < 0 else e
+            out.append(mm[pos:e].decode("utf-8").split("\t"))
+            pos = e + 1
         return out
 
     def edits_of(self, column1: str) -> dict[str, list[list[str]]]:
@@ -340,13 +348,19 @@ def _copy(base: LoadedPacks) -> LoadedPacks:
     return out
 
 
-def load_packs(pack_dirs: Iterable[Path], base: LoadedPacks | None = None) -> LoadedPacks:
+def load_packs(
+    pack_dirs: Iterable[Path], base: LoadedPacks | None = None, *, full_check: bool = False
+) -> LoadedPacks:
     """Read and check every pack in ``pack_dirs`` (each with its manifest.json) and index them, on
-    top of a copy of ``base`` (packs already loaded) when given."""
+    top of a copy of ``base`` (packs already loaded) when given.
+
+    Every file's sha256 against the manifest, the schema major version and the ``pack_id`` are always
+    checked; the rules are validated against the schema on a sample (``read_packs(schema="sample")``)
+    unless ``full_check``: the compiler validated every rule before writing the pack and its sha256."""
     loaded = _copy(base) if base is not None else LoadedPacks()
     for pack_dir in pack_dirs:
         pack_dir = Path(pack_dir)
-        for pack in read_packs(pack_dir):
+        for pack in read_packs(pack_dir, schema="full" if full_check else "sample"):
             pid = pack["pack_id"]
             scope = pack["scope"]
             window = pack["window"]
@@ -528,7 +542,7 @@ def _dx_norm(code: str) -> str:
 # --- checking ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
     raw: dict[str, Any]
     number: int
@@ -544,7 +558,9 @@ class _Scrubber:
         self.tolerance = tolerance
         self.out: list[Finding] = []
         self._mods: dict[tuple[str, str], tuple[dict[str, Any], str] | None] = {}
-        self._covers: dict[str, str | None] = {}
+        self._covers: dict[tuple[tuple[str, ...], str], str | None] = {}
+        self._applicable: dict[tuple[Any, ...], list[tuple[dict[str, Any], str]]] = {}
+        self._dx_cache: dict[str, str] = {}
         self._excl: dict[str, list[Any]] = {}
 
     # -- helpers
@@ -602,10 +618,17 @@ class _Scrubber:
             for ln in claim["lines"]
         ]
         checked: list[_Line] = []
+        # A commercial payer's claim is checked when the national Medicare pack (code set, drug billing
+        # rules) or the payer's own pack covers its date.
+        scopes = ("medicare",) if medicare else ("medicare", f"payer:{payer}")
+        regional = self._regional_scopes(claim)
         for ln in lines:
-            covered = self._covers.get(ln.dos, "")
+            key = (scopes, ln.dos)
+            covered = self._covers.get(key, "")
             if covered == "":
-                covered = self._covers[ln.dos] = self.p.covers("medicare", ln.dos)
+                covered = self._covers[key] = next(
+                    (pid for pid in (self.p.covers(sc, ln.dos) for sc in scopes) if pid is not None), None
+                )
             if covered is None:
                 self._f(
                     claim,
@@ -614,14 +637,15 @@ class _Scrubber:
                     "error",
                     None,
                     None,
-                    f"no national Medicare pack covers date of service {ln.dos} (loaded: {self.p.window_text()}); "
-                    "line not checked",
+                    f"no national Medicare pack{'' if medicare else f' or payer:{payer} pack'} covers date of "
+                    f"service {ln.dos} (loaded: {self.p.window_text()}); line not checked",
                     None,
                 )
                 continue
             checked.append(ln)
             self._code(claim, ln)
-            self._regional_window(claim, ln)
+            if regional:
+                self._regional_window(claim, ln, regional)
         groups: dict[tuple[str, str], list[_Line]] = defaultdict(list)
         for ln in checked:
             groups[(ln.dos, ln.code)].append(ln)
@@ -647,15 +671,19 @@ class _Scrubber:
 
     # -- checks
 
-    def _regional_window(self, claim: dict[str, Any], ln: _Line) -> None:
-        """A jurisdiction, state or payer pack is loaded for this claim but none covers the date:
-        its coverage and prior-authorization rules would be silently missing, so say so."""
+    def _regional_scopes(self, claim: dict[str, Any]) -> list[str]:
+        """The jurisdiction, state or payer scopes of this claim that some loaded pack has."""
         if claim["payer"] == "medicare":
             scopes = [f"medicare:{claim[k]}" for k in ("jurisdiction", "state") if k in claim]
         else:
             scopes = [f"payer:{claim['payer']}"]
+        return [sc for sc in scopes if sc in self.p.windows]
+
+    def _regional_window(self, claim: dict[str, Any], ln: _Line, scopes: list[str]) -> None:
+        """A jurisdiction, state or payer pack is loaded for this claim but none covers the date:
+        its coverage and prior-authorization rules would be silently missing, so say so."""
         for scope in scopes:
-            if scope in self.p.windows and self.p.covers(scope, ln.dos) is None:
+            if self.p.covers(scope, ln.dos) is None:
                 spans = ", ".join(f"[{a}, {b})" for a, b, _ in self.p.windows[scope])
                 self._f(
                     claim,
@@ -965,7 +993,7 @@ class _Scrubber:
                 partners = f.partners(c1)
                 if not partners:
                     continue
-                for c2 in sorted(partners.intersection(codes)):
+                for c2 in sorted(partners.keys() & codes.keys()):
                     if c1 == c2:
                         continue
                     ln2 = codes[c2]
@@ -1009,7 +1037,16 @@ class _Scrubber:
                             )
 
     def _diagnoses(self, claim: dict[str, Any], ln: _Line) -> set[str]:
-        return {_dx_norm(d) for d in (ln.raw.get("diagnoses") or claim.get("diagnoses") or ())}
+        cache = self._dx_cache
+        out = set()
+        for d in ln.raw.get("diagnoses") or claim.get("diagnoses") or ():
+            n = cache.get(d)
+            if n is None:
+                if len(cache) >= 100_000:
+                    cache.clear()
+                n = cache[d] = _dx_norm(d)
+            out.add(n)
+        return out
 
     def _coverage(self, claim: dict[str, Any], ln: _Line) -> None:
         items = self.p.coverage.get(ln.code)
@@ -1017,16 +1054,22 @@ class _Scrubber:
             return
         payer = claim["payer"]
         state, jur = claim.get("state"), claim.get("jurisdiction")
-        applicable = []
-        for rule, pid in _active(items, ln.dos):
-            if payer == "medicare":
-                if rule.get("payer"):
+        key = (ln.code, ln.dos, payer, state, jur)
+        applicable = self._applicable.get(key)
+        if applicable is None:
+            applicable = []
+            for rule, pid in _active(items, ln.dos):
+                if payer == "medicare":
+                    if rule.get("payer"):
+                        continue
+                    if not ((jur and rule.get("jurisdiction") == jur) or (state and state in rule["_states"])):
+                        continue
+                elif rule.get("payer") != payer:
                     continue
-                if not ((jur and rule.get("jurisdiction") == jur) or (state and state in rule["_states"])):
-                    continue
-            elif rule.get("payer") != payer:
-                continue
-            applicable.append((rule, pid))
+                applicable.append((rule, pid))
+            if len(self._applicable) >= 100_000:
+                self._applicable.clear()
+            self._applicable[key] = applicable
         if not applicable:
             return
         dx = self._diagnoses(claim, ln)
@@ -1047,7 +1090,9 @@ class _Scrubber:
                     policy_version=rule.get("policy_version"),
                 )
         covering = [(r, p) for r, p in applicable if r["covered"]]
-        if covering and not any(dx & r["_dx"] for r, _ in covering):
+        # A covering policy that lists no diagnoses leaves coverage to its criteria (policy text):
+        # nothing to check the claim's diagnoses against.
+        if covering and all(r["_dx"] for r, _ in covering) and not any(dx & r["_dx"] for r, _ in covering):
             rule, pid = covering[0]
             policies = sorted({f"{r['policy']} v{r.get('policy_version')}" for r, _ in covering})
             self._f(
@@ -1139,10 +1184,11 @@ def scrub(
     *,
     tolerance: Decimal = DEFAULT_TOLERANCE,
     packs: LoadedPacks | None = None,
+    full_check: bool = False,
 ) -> ScrubResult:
     """Check every claim of ``claims_path`` against the packs in ``pack_dirs`` (or ``packs`` already
-    loaded)."""
-    loaded = packs if packs is not None else load_packs(pack_dirs)
+    loaded; ``full_check``: see :func:`load_packs`)."""
+    loaded = packs if packs is not None else load_packs(pack_dirs, full_check=full_check)
     try:
         claims, bad = read_claims(claims_path)
         result = ScrubResult(

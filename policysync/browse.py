@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from rulebook.diff import kind_sources
 from rulebook.kinds import KINDS
 
 DB_NAME = "rulebook"
@@ -59,9 +60,13 @@ def _changed_facts(cols: dict[str, set[str]]) -> str | None:
         have = cols.get(kind.name, set())
         if not needed <= have or not set(kind.diff_key) <= have:
             continue
+        # A table several sources load (the MCD kinds: cms_mcd and cms_coverage_api; payer kinds) is
+        # labelled by the source of the row's artifact, as rulebook/diff.py does; others by the kind's.
+        shared = kind.source == "payer" or len(kind_sources(kind)) > 1
+        source = f"coalesce(a.source, '{kind.source}')" if shared else f"'{kind.source}'"
         for column, change in (("v_from", "stated"), ("v_to", "superseded or withdrawn")):
             parts.append(
-                f"SELECT '{kind.name}' AS fact_table, '{kind.source}' AS source, v.id AS version, "
+                f"SELECT '{kind.name}' AS fact_table, {source} AS source, v.id AS version, "
                 f"v.finished_at, v.review_state, '{change}' AS change, {_key_expr(kind.diff_key)} AS key, "
                 "f.eff_start, f.eff_end, f.release, a.url AS source_url, f.artifact_sha256 AS sha256, f.locator "
                 f"FROM versions v JOIN [{kind.name}] f ON f.{column} = v.id "

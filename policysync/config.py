@@ -21,8 +21,9 @@ DEFAULT_CONFIG = """\
 # falls by more than that share against the previous release is quarantined for review.
 
 [review]
-# Who may approve or reject versions in `policysync serve`: the web app offers exactly these names
-# and refuses any other. Example: reviewers = ["J. Doe", "A. Smith"]
+# Who may approve or reject versions: `policysync serve` offers exactly these names and refuses any
+# other, and so does `policysync review --by` once the list is not empty.
+# Example: reviewers = ["J. Doe", "A. Smith"]
 reviewers = []
 
 [sources.cms_hcpcs]

@@ -4,15 +4,18 @@
 ``pipeline.reparse`` and, in the main thread, turns SIGTERM into a clean stop:
 
 * while crawling (nothing is half-written then: each source's fetch log is one small transaction and
-  blobs are renamed into place), the sync stops at once;
-* while loading (the one transaction of the version is open), the next row or document raises, the
-  transaction rolls back whole, and nothing of the version stays;
-* once everything is loaded (the change set is being classified, or COMMIT is under way), the commit
-  finishes: stopping then would only throw the work away.
+  blobs are renamed into place; no source is loaded before the crawl ends), the sync stops at once;
+* while loading source S (the version's transaction is open, S in its own savepoint), the next row
+  or batch raises :class:`StopRequested`: only S's savepoint rolls back, S is reported ``failed``
+  (``interrupted by SIGTERM while loading S ...``), the sources after it are not run (``failed``,
+  ``not run: interrupted by SIGTERM ...``), and the version commits with the sources that finished
+  (exit code 1). If no source finished, the pipeline re-raises and the whole version rolls back;
+* once everything is loaded (:func:`committing`: the change set is being classified, or COMMIT is
+  under way), the commit finishes: stopping then would only throw the work away.
 
-A stopped run marks its version ``failed`` (summary ``{"interrupted": "SIGTERM"}``) and raises
-:class:`Interrupted`, one line, exit code 3. Every previous fact stays in force; the next sync
-fetches (conditional GET) and loads what this one did not.
+A run stopped with nothing to commit marks its version ``failed`` (summary
+``{"interrupted": "SIGTERM"}``) and raises :class:`Interrupted`, one line, exit code 3. Every
+previous fact stays in force; the next sync fetches (conditional GET) and loads what this one did not.
 
 **Pause points** (tests only): ``POLICYSYNC_TEST_PAUSE_AT=POINT`` or ``POINT:N`` makes a sync print
 ``policysync: paused at POINT:N`` on stderr when it reaches POINT for the N-th time (default 1) and
@@ -40,7 +43,17 @@ from typing import Any, TypeVar
 
 from parsers.errors import PolicySyncError, UsageError
 
-__all__ = ["PAUSE_ENV", "Interrupted", "StopRequested", "loading", "point", "row", "stoppable"]
+__all__ = [
+    "PAUSE_ENV",
+    "Interrupted",
+    "StopRequested",
+    "committing",
+    "loading",
+    "point",
+    "requested",
+    "row",
+    "stoppable",
+]
 
 PAUSE_ENV = "POLICYSYNC_TEST_PAUSE_AT"
 PAUSE_MAX_S = 300.0
@@ -48,7 +61,8 @@ POINTS = ("crawled", "row", "commit", "committed")
 
 
 class Interrupted(PolicySyncError):
-    """A sync or reparse stopped by SIGTERM: its version was rolled back (exit code 3)."""
+    """A sync or reparse stopped by SIGTERM before any source finished loading: its version was
+    rolled back (exit code 3). Stopped later, the run commits what finished (module docstring)."""
 
 
 class StopRequested(BaseException):  # noqa: N818 - not an error: a request, raised through `except Exception`
@@ -59,7 +73,7 @@ class StopRequested(BaseException):  # noqa: N818 - not an error: a request, rai
 class _State:
     def __init__(self) -> None:
         self.requested: str | None = None  # the signal's name once one came
-        self.phase = "crawl"  # "crawl" | "load"
+        self.phase = "crawl"  # "crawl" | "load" | "commit"
         self.pause_at: tuple[str, int] | None = None
         self.seen: dict[str, int] = {}
 
@@ -91,10 +105,21 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def loading() -> None:
-    """The version's transaction is open: from now on a stop rolls it back at the next row."""
+    """The version's transaction is open: from now on a stop raises :class:`StopRequested` at the
+    next row or batch, which rolls back the savepoint of the source being loaded."""
     STATE.phase = "load"
     if STATE.requested:
         raise StopRequested
+
+
+def requested() -> str | None:
+    """The name of the signal that asked this run to stop (``"SIGTERM"``), or None."""
+    return STATE.requested
+
+
+def committing() -> None:
+    """The loads are over: a stop requested from now on lets the commit finish."""
+    STATE.phase = "commit"
 
 
 def point(name: str) -> None:

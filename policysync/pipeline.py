@@ -86,6 +86,9 @@ class SyncReport:
     report_path: str | None = None
     notifications: dict[str, int] = field(default_factory=dict)
     metrics_path: str | None = None
+    # "SIGTERM" when a signal stopped the loads: the sources that finished were committed, the one
+    # being loaded and those after it are "failed" with the cause (policysync/interrupt.py).
+    interrupted: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -314,6 +317,15 @@ def _load_artifact(
         rep.counted[k] = rep.counted.get(k, 0) + v
 
 
+def _stopped(rep: SourceReport, cause: str) -> None:
+    """A source a SIGTERM stopped before it finished loading: failed, nothing of it loaded."""
+    rep.outcome = "failed"
+    rep.errors.append(f"{cause}; its previous facts stay in force and the next run loads it")
+    rep.documents_parsed = rep.records = rep.added = rep.removed = rep.modified = rep.needs_review = 0
+    rep.counted = {}
+    rep.quarantine = None
+
+
 def _finish(
     db: sqlite_utils.Database,
     version: int,
@@ -321,6 +333,7 @@ def _finish(
     started: str,
     reports: list[SourceReport],
     loaded_any: bool,
+    interrupted: str | None = None,
 ) -> SyncReport:
     for rep in reports:
         if rep.outcome != "failed":
@@ -357,6 +370,7 @@ def _finish(
     review = "pending_review" if substantive or quarantined else "none"
     finished = utcnow()
     report = SyncReport(version, kind, status, review, started, finished, reports, counts, substantive)
+    report.interrupted = interrupted
     for rep in reports:
         db.table("source_runs").insert(
             {
@@ -520,24 +534,43 @@ def _commit(
     work: Work,
     progress: Progress | None,
 ) -> SyncReport:
-    """Parse and load every pending document and finish the version, all in one transaction."""
+    """Parse and load every pending document and finish the version, all in one transaction, each
+    source in its own savepoint. A SIGTERM during the loads rolls back the source being loaded,
+    skips the rest and commits the sources that finished (policysync/interrupt.py)."""
     loaded_any = False
+    stopped: str | None = None  # the signal that stopped the loads
     drop_limits = {s.id: s.quarantine_drop for s in load_sources(home).values()}
     with db.atomic():
-        interrupt.loading()  # SIGTERM from here until the loads are done rolls the version back
+        interrupt.loading()  # from here a SIGTERM rolls back the source being loaded, at its next row
         for rep, arts, elapsed in work:
             t0 = time.perf_counter()
-            fetch_failed = bool(rep.errors)
-            for art in arts:
-                _load_artifact(db, blobs, version, art, rep, progress)
+            stopped = stopped or interrupt.requested()
+            if stopped:
+                _stopped(rep, f"not run: interrupted by {stopped} before {rep.source} was loaded")
+                rep.duration_s = elapsed
+                continue
+            fetch_errors = list(rep.errors)
+            try:
+                with db.atomic():
+                    for art in arts:
+                        _load_artifact(db, blobs, version, art, rep, progress)
+                    limit = drop_limits.get(rep.source, QUARANTINE_DROP)
+                    rep.quarantine = vers.quarantine_check(db, rep.source, arts, rep.records, limit)
+            except interrupt.StopRequested:
+                stopped = interrupt.requested() or "SIGTERM"
+                rep.errors = fetch_errors  # the documents' own errors were rolled back with them
+                _stopped(rep, f"interrupted by {stopped} while loading {rep.source}: its load was rolled back")
+                rep.duration_s = elapsed + (time.perf_counter() - t0)
+                continue
             if rep.errors:
                 rep.outcome = "failed"
-            if rep.documents_parsed or not fetch_failed and not rep.errors:
+            if rep.documents_parsed or not fetch_errors and not rep.errors:
                 loaded_any = True
-            limit = drop_limits.get(rep.source, QUARANTINE_DROP)
-            rep.quarantine = vers.quarantine_check(db, rep.source, arts, rep.records, limit)
             rep.duration_s = elapsed + (time.perf_counter() - t0)
-        report = _finish(db, version, kind, started, [w[0] for w in work], loaded_any)
+        if stopped and not loaded_any:
+            raise interrupt.StopRequested  # no source finished: the whole version rolls back (exit 3)
+        interrupt.committing()  # a SIGTERM from here on lets the commit finish
+        report = _finish(db, version, kind, started, [w[0] for w in work], loaded_any, stopped)
         interrupt.point("commit")
     interrupt.point("committed")
     _write_report(home, report)

@@ -726,3 +726,72 @@ def classify_icd10(
 
 
 CLASSIFIERS["icd10_codes"] = classify_icd10
+
+
+# --- CMS ASP drug pricing (parsers/cms_asp.py) ------------------------------------------------
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return None if v is None or v == "" else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+ASP_MARGIN_HIGH = 0.05  # a payment limit cut by more than 5 % eats a practice's drug margin: high
+
+
+def classify_drug_price(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
+    """ASP payment limits, one fact per code per quarter (key code, eff_start): a restated quarter
+    whose limit decreased cuts the margin on every line billed (medium; high beyond
+    :data:`ASP_MARGIN_HIGH`), an increase is low. A dosage change changes the units billed: medium."""
+    if before is None:
+        return [("price_added", "low", True)], False
+    if after is None:
+        return [("price_removed", "medium", True)], False
+    cats: list[tuple[str, str, bool]] = []
+    b, a = _num(before.get("payment_limit")), _num(after.get("payment_limit"))
+    if b is not None and a is not None and a != b:
+        if a < b:
+            cut = (b - a) / b if b else 1.0
+            cats.append(("payment_limit_decreased", "high" if cut > ASP_MARGIN_HIGH else "medium", True))
+        else:
+            cats.append(("payment_limit_increased", "low", True))
+    elif (b is None) != (a is None):
+        cats.append(("payment_limit_withdrawn" if a is None else "payment_limit_published", "medium", True))
+    if before.get("dosage") != after.get("dosage"):
+        cats.append(("dosage_change", "medium", True))
+    if before.get("coinsurance_pct") != after.get("coinsurance_pct"):
+        cats.append(("coinsurance_change", "low", True))
+    if not cats:
+        cats.append(("modified", "low", False))
+    return cats, False
+
+
+def classify_ndc_mapping(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[tuple[str, str, bool]], bool]:
+    """NDC -> HCPCS crosswalk rows: a mapping removed (or ended) or its billing units changed makes
+    claims that bill the NDC with the old units wrong: high."""
+    if before is None:
+        return [("ndc_mapping_added", "low", True)], False
+    if after is None or (after.get("eff_end") is not None and before.get("eff_end") is None):
+        return [("ndc_mapping_removed", "high", True)], False
+    cats: list[tuple[str, str, bool]] = []
+    units = ("bill_units_pkg", "bill_units")
+    if any(before.get(k) != after.get(k) for k in units):
+        cats.append(("ndc_billing_units_change", "high", True))
+    if (before.get("dosage"), before.get("pkg_size"), before.get("pkg_qty")) != (
+        after.get("dosage"),
+        after.get("pkg_size"),
+        after.get("pkg_qty"),
+    ):
+        cats.append(("ndc_package_change", "medium", True))
+    if not cats:
+        cats.append(("modified", "low", False))
+    return cats, False
+
+
+CLASSIFIERS.update({"drug_prices": classify_drug_price, "ndc_crosswalk": classify_ndc_mapping})

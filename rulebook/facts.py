@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -285,6 +286,8 @@ class Chunk(Protocol):
 
 _T = TypeVar("_T")
 _END = object()
+#: sys.setswitchinterval while a parser thread runs (see _in_background).
+SWITCH_INTERVAL = 0.0005
 
 
 def _in_background(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
@@ -318,6 +321,11 @@ def _in_background(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
                 close()  # a generator's finally (e.g. the parser's counts) runs in this thread
 
     worker = threading.Thread(target=run, name="policysync-parse", daemon=True)
+    # Every statement the consumer runs lets the GIL go; getting it back from a producer in a
+    # pure-Python loop takes a whole switch interval (5 ms by default), several times per chunk.
+    # Shorter while the producer runs (process-wide, so restored afterwards).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     worker.start()
     try:
         while True:
@@ -330,6 +338,7 @@ def _in_background(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
     finally:
         stop.set()
         worker.join()
+        sys.setswitchinterval(interval)
 
 
 def _current_index(db: sqlite_utils.Database, kind: FactKind, width: int) -> str | None:

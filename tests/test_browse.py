@@ -262,3 +262,52 @@ def october_row_cov(home: Path) -> str:
     finally:
         db.close()
     return str(cov)
+
+
+def test_changed_facts_name_the_source_of_their_artifact(home: Path, tmp_path: Path) -> None:
+    """CONSTRUCTED rows added to a copy of the rulebook: two coverage rules stated by version 2, one
+    from a bulk-export artifact (cms_mcd), one from a Coverage API artifact (cms_coverage_api). Both
+    sources load the coverage_rules table; each row is labelled by its artifact's source, as
+    rulebook/diff.py labels changes, and the HCPCS rows keep theirs."""
+    import asyncio
+    import shutil
+    import sqlite3
+
+    from policysync import browse as br
+
+    src = sqlite3.connect(home / "rulebook.db")
+    src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    src.close()
+    shutil.copy(home / "rulebook.db", tmp_path / "rulebook.db")
+    db = sqlite3.connect(tmp_path / "rulebook.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "coverage_rules" not in tables:
+        pytest.skip("the coverage tables are not in this rulebook schema")
+    for source, code in (("cms_mcd", "J9035"), ("cms_coverage_api", "J9271")):
+        sha = hashlib.sha256(f"constructed {source}".encode()).hexdigest()
+        db.execute(
+            "INSERT INTO artifacts (sha256, source, url, first_fetched_at, last_fetched_at) VALUES (?, ?, ?, ?, ?)",
+            [sha, source, f"https://example.invalid/{source}", "2026-01-10T00:00:00Z", "2026-01-10T00:00:00Z"],
+        )
+        db.execute(
+            "INSERT INTO coverage_rules (policy, code, dx_group, covered, eff_start, v_from, artifact_sha256, "
+            "locator) VALUES ('A52370', ?, 1, 1, '2026-01-01', 2, ?, 'constructed')",
+            [code, sha],
+        )
+    db.commit()
+    db.close()
+    served = br.build(tmp_path / "rulebook.db", {"cms_hcpcs": 91})
+
+    async def query(code: str) -> list[tuple[str, str, str]]:
+        ds = br.datasette_app(served)
+        await ds.invoke_startup()
+        params = urlencode({"since": "", "code": code, "_shape": "objects"})
+        resp = await ds.client.get(f"/rulebook/facts_changed_this_week.json?{params}")
+        assert resp.status_code == 200, resp.text
+        return sorted((r["fact_table"], r["source"], r["key"]) for r in resp.json()["rows"])
+
+    assert asyncio.run(query("A52370")) == [
+        ("coverage_rules", "cms_coverage_api", "A52370|J9271|1|1"),
+        ("coverage_rules", "cms_mcd", "A52370|J9035|1|1"),
+    ]
+    assert {s for _, s, _ in asyncio.run(query("A4226"))} == {"cms_hcpcs"}

@@ -3,8 +3,11 @@ the loopback mirror, killed with SIGKILL during the fetch, at the start of the p
 of a big source (a generated PTP quarter, ``bench/generate.py``), just before COMMIT and just after it,
 and at seeded random moments. After each kill ``policysync verify`` passes (it marks the version the
 dead process left ``building`` as abandoned), no fact of the dead version is anywhere, and the next
-sync completes with exactly the facts of an uninterrupted run. SIGTERM stops a sync cleanly: rolled
-back while crawling or loading (exit 3, one line), committed once everything is loaded.
+sync completes with exactly the facts of an uninterrupted run. SIGTERM stops a sync cleanly: while
+crawling, or while loading the first source, nothing is committed (exit 3, one line); while loading a
+later source, only that source rolls back, the sources after it are not run, and the version commits
+the sources that finished (exit 1), the next sync loading the rest; once everything is loaded, the
+commit finishes.
 
 The kill points are ``POLICYSYNC_TEST_PAUSE_AT`` (policysync/interrupt.py): the sync prints
 ``policysync: paused at POINT`` on stderr and waits there; the fetch is caught in flight by a slow
@@ -39,7 +42,7 @@ from policysync.pipeline import sync
 from rulebook import versions as vers
 from rulebook.db import open_rulebook
 from rulebook.facts import as_of
-from rulebook.kinds import KINDS
+from rulebook.kinds import KINDS, KINDS_BY_SOURCE
 from rulebook.verify import verify_rulebook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,11 +167,13 @@ def _no_leftover_process() -> Iterator[None]:
 class Run:
     """``policysync sync`` in a subprocess, its stderr read line by line as it comes."""
 
-    def __init__(self, home: Home, mirror: MirrorServer, pause_at: str | None = None) -> None:
+    def __init__(
+        self, home: Home, mirror: MirrorServer, pause_at: str | None = None, sources: list[str] = SOURCES
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if k != "POLICYSYNC_TEST_PAUSE_AT"}
         if pause_at:
             env["POLICYSYNC_TEST_PAUSE_AT"] = pause_at
-        args = [a for s in SOURCES for a in ("--source", s)]
+        args = [a for s in sources for a in ("--source", s)]
         self.proc = subprocess.Popen(
             cli(home, "sync", "--mirror", mirror.url, *args),
             stdout=subprocess.PIPE,
@@ -237,9 +242,11 @@ def verify_cli(home: Home) -> dict[str, Any]:
     return result
 
 
-def resync_matches(home: Home, mirror: MirrorServer, reference: dict[str, set[tuple[Any, ...]]]) -> None:
+def resync_matches(
+    home: Home, mirror: MirrorServer, reference: dict[str, set[tuple[Any, ...]]], sources: list[str] = SOURCES
+) -> None:
     """The next sync completes, and the rulebook holds exactly the facts of the uninterrupted run."""
-    report = sync(home, sources=SOURCES, mirror=mirror.url)
+    report = sync(home, sources=sources, mirror=mirror.url)
     assert report.exit_code == 0 and report.status == "committed", report.to_json()
     assert facts(home) == reference
     assert uncommitted_rows(home) == 0
@@ -328,10 +335,16 @@ def test_sigkill_at_seeded_random_moments(
     resync_matches(home, mirror, reference)
 
 
-# Pause point -> exit code, whether the version is committed.
+def only(reference: dict[str, set[tuple[Any, ...]]], sources: list[str]) -> dict[str, set[tuple[Any, ...]]]:
+    """The reference facts of ``sources``, every other kind empty."""
+    kept = {k.name for s in sources for k in KINDS_BY_SOURCE[s]}
+    return {name: rows if name in kept else set() for name, rows in reference.items()}
+
+
+# Pause point -> exit code, whether the version is committed. (Partial commits: further below.)
 TERM_POINTS = {
     "crawled:2": (3, False),  # crawling: stops at once, nothing written
-    PTP_LOAD: (3, False),  # loading: the version's transaction rolls back
+    "row:5": (3, False),  # loading the first source: no source finished, the version rolls back
     "commit": (0, True),  # everything loaded: the commit finishes
 }
 
@@ -364,6 +377,63 @@ def test_sigterm_stops_cleanly(
         assert all(not rows for rows in facts(home).values())
     verify_cli(home)
     resync_matches(home, mirror, reference)
+
+
+# (sources, pause point) -> (the source SIGTERM stops while loading, the sources committed before it).
+PARTIAL_POINTS = {
+    # cms_hcpcs, then the generated PTP quarter: two of PTP's four parts loaded when SIGTERM comes.
+    "hcpcs+ptp": (["cms_hcpcs", "cms_ncci_ptp"], f"row:{HCPCS_ROWS + 3}", "cms_ncci_ptp", ["cms_hcpcs"]),
+    # The three sources, SIGTERM in the middle one (MUE): PTP after it is not run at all.
+    "mue-of-three": (SOURCES, f"row:{HCPCS_ROWS + 5}", "cms_ncci_mue", ["cms_hcpcs"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PARTIAL_POINTS))
+def test_sigterm_while_loading_a_later_source_commits_the_sources_that_finished(
+    case: str, mirror: MirrorServer, reference: dict[str, set[tuple[Any, ...]]], tmp_path: Path
+) -> None:
+    sources, point, stopped, done = PARTIAL_POINTS[case]
+    home = new_home(tmp_path)
+    run = Run(home, mirror, pause_at=point, sources=sources)
+    run.wait_for_pause()
+    code, out, stderr = run.finish(signal.SIGTERM)
+    assert code == 1, stderr  # some sources failed, the others were committed (DESIGN.md's exit codes)
+    assert [ln for ln in stderr.splitlines() if not ln.startswith("policysync: paused at")] == []
+    assert statuses(home) == [(1, "committed")]
+    assert uncommitted_rows(home) == 0
+    assert facts(home) == only(reference, done)  # the finished sources' facts, none of the stopped one
+
+    report = json.loads((home.reports / "sync-00001.json").read_text())
+    assert (report["status"], report["interrupted"], report["exit_code"]) == ("committed", "SIGTERM", 1)
+    assert report["review_state"] == "pending_review"  # first facts of cms_hcpcs: substantive, as usual
+    by_source = {s["source"]: s for s in report["sources"]}
+    assert [by_source[s]["outcome"] for s in done] == ["changed"] * len(done)
+    assert all(by_source[s]["needs_review"] > 0 for s in done)
+    after = sources[sources.index(stopped) + 1 :]
+    for source in [stopped, *after]:
+        rep = by_source[source]
+        assert rep["outcome"] == "failed"
+        assert (rep["records"], rep["added"], rep["documents_parsed"], rep["needs_review"]) == (0, 0, 0, 0)
+        cause = (
+            f"interrupted by SIGTERM while loading {source}: its load was rolled back"
+            if source == stopped
+            else f"not run: interrupted by SIGTERM before {source} was loaded"
+        )
+        assert rep["errors"] == [f"{cause}; its previous facts stay in force and the next run loads it"]
+        assert f"    error: {rep['errors'][0]}" in out.splitlines()  # the terminal summary says it too
+    assert out.startswith("version 1 (sync): committed, review: pending_review")
+    db = open_rulebook(home.db_path)
+    parsed = {r["source"] for r in db.query("SELECT DISTINCT source FROM artifacts WHERE parse_status = 'parsed'")}
+    db.close()
+    assert parsed == set(done)  # the stopped source's documents wait, unparsed, for the next run
+
+    verify_cli(home)
+    resync_matches(home, mirror, only(reference, sources), sources)
+    db = open_rulebook(home.db_path)
+    second = vers.get_version(db, 2).summary
+    db.close()
+    loaded = {s["source"] for s in second["sources"] if s["records"]}
+    assert loaded == {stopped, *after}  # the next sync loaded exactly what the stopped one did not
 
 
 def test_sigterm_during_a_fetch_stops_at_once(

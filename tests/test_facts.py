@@ -3,6 +3,7 @@ in the real record shapes; the real files are exercised by the parser and pipeli
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,7 @@ def test_chunked_load_stopped_midway_joins_the_parser_thread(
     db = open_rulebook(tmp_path / "rb.db")
     v = vers.begin_version(db, kind="sync", now="2026-01-01T00:00:00Z")
     seen: list[int] = []
+    interval = sys.getswitchinterval()
 
     def stop() -> None:
         seen.append(1)
@@ -350,6 +352,7 @@ def test_chunked_load_stopped_midway_joins_the_parser_thread(
         load_chunks(db, PTP_EDITS, parse_chunks(_ptp_body(head, rows), meta), version=v, release="2026-07",
                     artifact_sha256=SHA_Q3, on_chunk=stop)
     assert seen == [1, 1, 1] and "policysync-parse" not in {t.name for t in threading.enumerate()}
+    assert sys.getswitchinterval() == interval  # shortened only while the parser thread ran
     assert db.execute("SELECT COUNT(*) FROM ptp_edits").fetchone()[0] == 0
     broken = rows[:120] + ["0001A\t0591T\t\t20220101"] + rows[120:]
     with pytest.raises(ParseError, match=r"^ccipra-v322r0-f1.txt line 127: expected 7 tab-separated fields, found 4$"):

@@ -168,6 +168,20 @@ def test_by_and_note_are_required(home: Path, args: list[str], line: str) -> Non
     assert run(home, "review", "log")[1] == "no review decisions yet\n"
 
 
+def test_configured_reviewers_are_the_only_names_accepted(home: Path) -> None:
+    config = home / "config.toml"
+    text = config.read_text()
+    assert "\nreviewers = []\n" in text
+    config.write_text(text.replace("\nreviewers = []\n", '\nreviewers = ["Ada", "Grace"]\n', 1))
+    code, out, err = run(home, "review", "approve", "2", "--by", "Mallory", "--note", "looks fine")
+    assert (code, out) == (2, "")
+    assert err == "error: review approve: --by 'Mallory' is not one of the reviewers in [review] reviewers (Ada, Grace)\n"
+    assert states(home) == ["pending_review", "pending_review"]
+    code, out, _ = run(home, "review", "approve", "1", "--by", "Grace", "--note", "checked")
+    assert code == 0 and "by Grace" in out
+    assert states(home) == ["approved", "pending_review"]
+
+
 def test_only_committed_versions_can_be_reviewed(home: Path) -> None:
     db = open_rulebook(home / "rulebook.db")
     db.execute("UPDATE versions SET status = 'failed' WHERE id = 2")

@@ -7,7 +7,8 @@ import json
 import click
 
 from policysync.cli import cli
-from policysync.config import resolve_home
+from parsers.errors import UsageError
+from policysync.config import load_reviewers, resolve_home
 from policysync.pipeline import utcnow
 from rulebook import review as rv
 from rulebook.db import open_rulebook
@@ -25,6 +26,11 @@ def review() -> None:
 
 def _decide(obj: dict[str, str], action: str, version: int, by: str | None, note: str | None, force: bool) -> None:
     home = resolve_home(obj["home"]).require()
+    reviewers = load_reviewers(home)
+    if reviewers and by is not None and by.strip() not in reviewers:
+        raise UsageError(
+            f"review {action}: --by {by!r} is not one of the reviewers in [review] reviewers ({', '.join(reviewers)})"
+        )
     db = open_rulebook(home.db_path)
     entry = rv.decide(db, version, action=action, actor=by, note=note, now=utcnow(), force=force)
     forced = " (forced)" if entry.forced else ""
