@@ -481,7 +481,7 @@ def read_packs(pack_dir: Path, *, schema: str = "full") -> list[dict[str, Any]]:
                 f"{path}: schema_version {pack.get('schema_version')!r} is not supported (this reader reads "
                 f"{SUPPORTED_MAJOR}.x)"
             )
-        problems = errors("pack", pack) if schema == "full" else sampled_schema_errors(pack)
+        problems = schema_fast.errors("pack", pack) if schema == "full" else sampled_schema_errors(pack)
         if problems:
             raise PackError(f"{path}: {problems[0]}")
         if pack_id_of(pack) != pack["pack_id"]:

@@ -336,6 +336,32 @@ def _rows(db: sqlite_utils.Database, kind: FactKind, v1: int, v2: int) -> Iterat
         yield dict(zip(names, r, strict=True))
 
 
+def _add_unchanged_neighbours(
+    db: sqlite_utils.Database,
+    kind: FactKind,
+    v1: int,
+    v2: int,
+    groups: dict[tuple[Any, ...], tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+) -> None:
+    """A stated kind diffed per series (ASP limits: one fact per code per quarter) compares a new
+    quarter's row with the code's earlier rows, which did not change between the versions and so are
+    not among :func:`_rows`. Add the rows current in both versions to the series that changed."""
+    if not groups:
+        return
+    cur = db.execute(
+        f"SELECT f.*, a.url AS artifact_url, a.source AS artifact_source FROM [{kind.name}] f LEFT JOIN artifacts a "
+        "ON a.sha256 = f.artifact_sha256 WHERE f.v_from <= :v1 AND (f.v_to IS NULL OR f.v_to > :v2)",
+        {"v1": v1, "v2": v2},
+    )
+    names = [d[0] for d in cur.description]
+    for r in cur:
+        row = dict(zip(names, r, strict=True))
+        slot = groups.get(tuple(row[c] for c in kind.series))
+        if slot is not None:
+            slot[0].append(row)
+            slot[1].append(row)
+
+
 def _current(row: dict[str, Any], v: int) -> bool:
     return bool(row["v_from"] <= v and (row["v_to"] is None or row["v_to"] > v))
 
@@ -395,6 +421,8 @@ def diff_versions(
                 slot[0].append(row)
             if _current(row, v2):
                 slot[1].append(row)
+        if kind.series and kind.mode == "stated":
+            _add_unchanged_neighbours(db, kind, v1, v2, groups)
         classify = CLASSIFIERS.get(kind.name, _generic)
         compared = kind.compared + ("eff_start", "eff_end")
         for key, (befores, afters) in groups.items():
@@ -744,8 +772,9 @@ ASP_MARGIN_HIGH = 0.05  # a payment limit cut by more than 5 % eats a practice's
 def classify_drug_price(
     before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> tuple[list[tuple[str, str, bool]], bool]:
-    """ASP payment limits, one fact per code per quarter (key code, eff_start): a restated quarter
-    whose limit decreased cuts the margin on every line billed (medium; high beyond
+    """ASP payment limits, one fact per code per quarter (key code, eff_start), diffed per code
+    (the kind's series): a new quarter's limit is compared with the quarter before. A limit that
+    decreased cuts the margin on every line billed (medium; high beyond
     :data:`ASP_MARGIN_HIGH`), an increase is low. A dosage change changes the units billed: medium."""
     if before is None:
         return [("price_added", "low", True)], False
@@ -766,7 +795,8 @@ def classify_drug_price(
     if before.get("coinsurance_pct") != after.get("coinsurance_pct"):
         cats.append(("coinsurance_change", "low", True))
     if not cats:
-        cats.append(("modified", "low", False))
+        new_quarter = before.get("eff_start") != after.get("eff_start")
+        cats.append(("next_quarter_same_limit" if new_quarter else "modified", "low", False))
     return cats, False
 
 

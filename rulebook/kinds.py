@@ -218,6 +218,9 @@ DRUG_PRICES = FactKind(
     key=("code", "eff_start"),
     compared=("payment_limit", "dosage", "coinsurance_pct"),
     stored=("short_description", "notes"),
+    # Stated facts, but a diff is about the code: the new quarter's limit is compared with the
+    # quarter before it, so a quarter-on-quarter cut shows as payment_limit_decreased.
+    series=("code",),
     # A code missing from a later quarter's file simply has no limit then; its past limits stay true.
     absent="retain",
     count_absent=False,
