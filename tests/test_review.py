@@ -175,7 +175,9 @@ def test_configured_reviewers_are_the_only_names_accepted(home: Path) -> None:
     config.write_text(text.replace("\nreviewers = []\n", '\nreviewers = ["Ada", "Grace"]\n', 1))
     code, out, err = run(home, "review", "approve", "2", "--by", "Mallory", "--note", "looks fine")
     assert (code, out) == (2, "")
-    assert err == "error: review approve: --by 'Mallory' is not one of the reviewers in [review] reviewers (Ada, Grace)\n"
+    assert err == (
+        "error: review approve: --by 'Mallory' is not one of the reviewers in [review] reviewers (Ada, Grace)\n"
+    )
     assert states(home) == ["pending_review", "pending_review"]
     code, out, _ = run(home, "review", "approve", "1", "--by", "Grace", "--note", "checked")
     assert code == 0 and "by Grace" in out

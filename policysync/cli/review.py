@@ -6,8 +6,8 @@ import json
 
 import click
 
-from policysync.cli import cli
 from parsers.errors import UsageError
+from policysync.cli import cli
 from policysync.config import load_reviewers, resolve_home
 from policysync.pipeline import utcnow
 from rulebook import review as rv
