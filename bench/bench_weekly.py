@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/bench_weekly.py [--data DIR] [--repeat N] [--json]
 
-Every source in the default configuration (whatever ``policysync init`` writes today) is synced
+Every source with recorded data is synced: the default configuration (whatever ``policysync init``
+writes today) plus, as ``make demo`` does, the licence-gated ``cms_mcd`` (its export completed with the
+constructed tables in tests/fixtures/cms_mcd) and the six payer sources, which are off by default. They go
 through the loopback mirror (``policysync.mirror.MirrorServer``, every route builder, every recorded
 file) into a fresh temporary home, by the ``policysync`` CLI as a subprocess, as cron would run it:
 
@@ -46,6 +48,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_ncci import GNU_TIME, Run, policysync, run_cmd, sync_report  # noqa: E402
 
 from policysync.config import init_home, load_sources, resolve_home  # noqa: E402
+from policysync.demo import _enable as enable_sources  # noqa: E402
+from policysync.demo import _publish_mcd as publish_complete_mcd  # noqa: E402
 from policysync.mirror import MirrorServer  # noqa: E402
 from rulebook.db import open_rulebook  # noqa: E402
 from tests.conftest import shared_data_dir  # noqa: E402
@@ -112,9 +116,15 @@ def run_bench(data: Path, repeat: int) -> dict[str, Any]:
         work = Path(tmp)
         home = resolve_home(work / "home")
         init_home(home)
-        sources = [s for s, cfg in load_sources(home).items() if cfg.enabled]
         startup = [run_cmd([*policysync(home.root), "--version"], work) for _ in range(repeat)]
         with MirrorServer(data) as mirror:
+            # Every source with recorded data, as `make demo` runs them: the licence-gated MCD export
+            # (completed with the constructed tables) and the six payer sources are off by default.
+            extra = [sid for sid, cfg in load_sources(home).items() if cfg.extra.get("parser") == "payer"]
+            if publish_complete_mcd(mirror, data):
+                extra.insert(0, "cms_mcd")
+            enable_sources(home, extra)
+            sources = [s for s, cfg in load_sources(home).items() if cfg.enabled]
             cold = run_cmd([*policysync(home.root), "sync", "--mirror", mirror.url, "--json"], work)
             download = download_baseline(home.db_path, mirror.url)
             warm = [
