@@ -1,5 +1,6 @@
-"""The fault suite (issue 8 part 3): every CMS spider against a flaky publisher, over loopback
-(``cms_mcd`` is not listed yet: its mirrored export did not load when this was written).
+"""The fault suite (issue 8 part 3): the CMS spiders against a flaky publisher, over loopback.
+``cms_mcd`` and ``cms_coverage_api`` are not listed: their mirrors serve a complete export only once
+a test publishes one; tests/test_coverage*.py cover their bad bodies, 400/500 answers and tokens.
 
 Each case starts from a home where a clean sync of every source below has committed its facts, makes
 the mirror misbehave for ONE source (``policysync/mirror_faults.py``), runs the weekly sync of all
@@ -25,6 +26,7 @@ from policysync.config import Home, init_home, resolve_home
 from policysync.mirror import CMS_HOST, HCPCS_LANDING_PATH, MUE_LANDING_PATH, PTP_LANDING_PATH, MirrorServer
 from policysync.mirror_asp import ASP_LANDING_PATH
 from policysync.mirror_faults import Fault
+from policysync.mirror_icd10cm import ICD10_LANDING_PATH
 from policysync.pipeline import SyncReport, sync
 from policysync.report import render_sync_report
 from rulebook import versions as vers
@@ -62,6 +64,7 @@ HCPCS_APRIL = "april-2020-alpha-numeric-hcpcs-file.zip"
 MUE_PRACTITIONER = "medicare-ncci-2026-q3-practitioner-services-mue-table.zip"
 PTP_F1 = "medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip"
 ASP_PRICING = "october-2025-asp-pricing-file.zip"
+ICD10_TABULAR = "april-1-2026-code-tables-tabular-and-index.zip"
 
 SPIDERS = [
     Spider(
@@ -81,6 +84,10 @@ SPIDERS = [
     Spider(
         "cms_asp", ASP_LANDING_PATH, _zip(ASP_PRICING), "ASP payment limit or NDC-HCPCS crosswalk",
         f"{ASP_PRICING}: expected a zip archive, got an HTML page",
+    ),
+    Spider(
+        "icd10cm", ICD10_LANDING_PATH, _zip(ICD10_TABULAR), "ICD-10-CM fiscal-year page or code-set zip",
+        f"{ICD10_TABULAR}: expected a zip archive, got an HTML page",
     ),
 ]  # fmt: skip
 # What the mirror publishes: HCPCS April 2020 and, for ASP, the October 2025 quarter (the HCPCS
