@@ -30,7 +30,7 @@ from policysync.lock import hold
 from rulebook import versions as vers
 from rulebook.blobs import BlobStore
 from rulebook.db import open_rulebook
-from rulebook.diff import diff_versions
+from rulebook.diff import iter_changes
 from rulebook.facts import LoadCounts, load_chunks, load_release
 from rulebook.kinds import KINDS, KINDS_BY_SOURCE
 
@@ -348,11 +348,17 @@ def _finish(
             for k in KINDS
         )
         if touched <= CLASSIFY_LIMIT:
-            cs = diff_versions(db, prev, version)
-            counts = cs.counts()
-            substantive = sum(1 for c in cs.changes if c.substantive)
+            # Counted as they come: diff_versions' sorted list of every change (180k on a cold sync of
+            # every source) is what held a cold sync's peak memory (bench/README.md, bench_weekly).
+            per_source: dict[str, int] = {}
+            for c in iter_changes(db, prev, version):
+                counts[c.category] = counts.get(c.category, 0) + 1
+                if c.substantive:
+                    substantive += 1
+                    per_source[c.source] = per_source.get(c.source, 0) + 1
+            counts = dict(sorted(counts.items()))  # as ChangeSet.counts()
             for rep in reports:
-                rep.needs_review = sum(1 for c in cs.changes if c.substantive and c.source == rep.source)
+                rep.needs_review = per_source.get(rep.source, 0)
         else:
             # A first load of a national table (2.6 M PTP edits) is all additions: count them from
             # the load instead of classifying each; `policysync diff` still classifies on request.

@@ -401,9 +401,23 @@ def _restating_sources(db: sqlite_utils.Database, kind: FactKind, v1: int, v2: i
 def diff_versions(
     db: sqlite_utils.Database, v1: int, v2: int, *, sources: list[str] | None = None
 ) -> ChangeSet:
+    changes = list(iter_changes(db, v1, v2, sources=sources))
+    changes.sort(key=lambda c: (c.source, c.fact_kind, -SEVERITY_RANK[c.severity], c.key))
+    quarantined = [
+        q
+        for q in vers.quarantines(db, list(range(v1 + 1, v2 + 1)))
+        if not sources or q["source"] in sources
+    ]
+    return ChangeSet(v1, v2, changes, quarantined=quarantined)
+
+
+def iter_changes(
+    db: sqlite_utils.Database, v1: int, v2: int, *, sources: list[str] | None = None
+) -> Iterator[Change]:
+    """:func:`diff_versions`' changes one at a time, kind by kind, unsorted: for a caller that only
+    counts them (a sync's summary), without holding every change at once (180k for a first load)."""
     if v1 >= v2:
         raise RulebookError(f"diff: the first version must be older than the second (got {v1} and {v2})")
-    changes: list[Change] = []
     for kind in KINDS.values():
         # Payer kinds are shared by every configured payer source, the MCD kinds by cms_mcd and
         # cms_coverage_api: each change names the source of its artifact, filtered per change below.
@@ -450,7 +464,7 @@ def diff_versions(
                 source = restated[ref["policy"]]
             if sources and source not in sources:
                 continue
-            changes.append(
+            yield (
                 Change(
                     fact_kind=kind.name,
                     source=source,
@@ -473,13 +487,6 @@ def diff_versions(
                     },
                 )
             )
-    changes.sort(key=lambda c: (c.source, c.fact_kind, -SEVERITY_RANK[c.severity], c.key))
-    quarantined = [
-        q
-        for q in vers.quarantines(db, list(range(v1 + 1, v2 + 1)))
-        if not sources or q["source"] in sources
-    ]
-    return ChangeSet(v1, v2, changes, quarantined=quarantined)
 
 
 # --- rendering --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The fault suite (issue 8 part 3): the CMS spiders against a flaky publisher, over loopback.
-``cms_mcd`` and ``cms_coverage_api`` are not listed: their mirrors serve a complete export only once
-a test publishes one; tests/test_coverage*.py cover their bad bodies, 400/500 answers and tokens.
+For ``cms_mcd`` the mirror publishes a complete export (the recorded tables completed with the
+constructed ``tests/fixtures/cms_mcd`` ones, as ``policysync/demo.py`` does); its document is
+``current_article.zip``, fetched through the licence page.
 
 Each case starts from a home where a clean sync of every source below has committed its facts, makes
 the mirror misbehave for ONE source (``policysync/mirror_faults.py``), runs the weekly sync of all
@@ -10,6 +11,13 @@ sync, once the fault is gone, completes cleanly.
 
 To cover a new spider, add a :class:`Spider` row to :data:`SPIDERS` (its landing page, one of its
 documents, the words its errors use) and give the template sync its source.
+
+``cms_coverage_api`` has no landing page and documents, so it has its own group,
+:data:`API_FAULTS` (``test_api_fault``). That group runs on a second mirror serving the constructed
+API, and its faulted sync is the one that should load a new version. The faults hit that version's
+detail call, the schedule, the licence token and the API host's robots.txt. Only that source syncs,
+so a failure commits nothing (exit 3) and the previous version stays in force; the next sync, once
+the fault is gone, loads the version.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +34,19 @@ import pytest
 from policysync.config import Home, init_home, resolve_home
 from policysync.mirror import CMS_HOST, HCPCS_LANDING_PATH, MUE_LANDING_PATH, PTP_LANDING_PATH, MirrorServer
 from policysync.mirror_asp import ASP_LANDING_PATH
+from policysync.mirror_coverage_api import API_HOST, coverage_api, publish_tables, read_tables
 from policysync.mirror_faults import Fault
 from policysync.mirror_icd10cm import ICD10_LANDING_PATH
+from policysync.mirror_mcd import LANDING_PATH as MCD_LANDING_PATH
+from policysync.mirror_mcd import export_zip, mirror_file_path, publish_export
 from policysync.pipeline import SyncReport, sync
 from policysync.report import render_sync_report
 from rulebook import versions as vers
 from rulebook.db import open_rulebook
 from rulebook.facts import as_of
 from rulebook.kinds import KINDS
+from tests.conftest import REPO
+from tests.test_coverage_api_sync import next_version
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,10 @@ class Spider:
     document: str  # mirror path of one document the landing page links
     links_word: str  # "no <links_word> links found on the landing page"
     html_error: str  # the error for an HTML page served with 200 where the document was expected
+
+    @property
+    def host(self) -> str:
+        return self.document.split("/", 2)[1]
 
     @property
     def url(self) -> str:
@@ -65,6 +83,10 @@ MUE_PRACTITIONER = "medicare-ncci-2026-q3-practitioner-services-mue-table.zip"
 PTP_F1 = "medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip"
 ASP_PRICING = "october-2025-asp-pricing-file.zip"
 ICD10_TABULAR = "april-1-2026-code-tables-tabular-and-index.zip"
+MCD_ARTICLE = "current_article"
+MCD_EXPORTS = ("current_article", "current_lcd")
+MCD_RECORDED = "mcd/export_2026-01"  # the recorded export's CSV tables (completed, see mcd_export)
+MCD_FIXTURES = REPO / "tests" / "fixtures" / "cms_mcd"
 
 SPIDERS = [
     Spider(
@@ -89,11 +111,20 @@ SPIDERS = [
         "icd10cm", ICD10_LANDING_PATH, _zip(ICD10_TABULAR), "ICD-10-CM fiscal-year page or code-set zip",
         f"{ICD10_TABULAR}: expected a zip archive, got an HTML page",
     ),
+    Spider(
+        # Behind the licence page too: the spider accepts it (?agree=yes) and then expects the export.
+        "cms_mcd", f"/{CMS_HOST}{MCD_LANDING_PATH}", mirror_file_path(MCD_ARTICLE),
+        "MCD export (current_article.zip, current_lcd.zip)",
+        f"https://downloads.cms.gov/medicare-coverage-database/downloads/exports/{MCD_ARTICLE}.zip: license gate: "
+        f"accepting led to an HTML page (https://downloads.cms.gov/medicare-coverage-database/downloads/exports/"
+        f"{MCD_ARTICLE}.zip?agree=yes), not the export",
+    ),
 ]  # fmt: skip
 # What the mirror publishes: HCPCS April 2020 and, for ASP, the October 2025 quarter (the HCPCS
 # builder serves its October 2025 file too); the NCCI builders serve their recorded excerpts.
 RELEASES = ["2020-04", "2025-10"]
 SOURCES = [s.source for s in SPIDERS]
+API_SOURCE = "cms_coverage_api"
 
 TIMEOUT = 0.5  # DOWNLOAD_TIMEOUT of these syncs, so a server "slower than the timeout" costs little
 RETRY_TIMES = 2  # crawlers/settings.py: 3 attempts in all
@@ -169,7 +200,7 @@ FAULTS: dict[str, Case] = {
         lambda s: Fault.answer(
             200,
             {"Content-Type": "text/plain"},
-            f"User-agent: *\nDisallow: {s.document.removeprefix('/' + CMS_HOST)}\n".encode(),
+            f"User-agent: *\nDisallow: {s.document.removeprefix('/' + s.host)}\n".encode(),
         ),
         lambda s: f"{s.url}: disallowed by robots.txt",
         1,
@@ -201,6 +232,10 @@ def facts(home: Home) -> tuple[int | None, dict[str, list[tuple[Any, ...]]]]:
 @pytest.fixture(scope="module")
 def mirror(shared_data: Path) -> Iterator[MirrorServer]:
     with MirrorServer(shared_data, releases=RELEASES, sources=SOURCES) as m:
+        # The recorded MCD export lacks four tables (policysync/mirror_mcd.py): publish it completed
+        # with the constructed ones, as policysync/demo.py does.
+        for name in MCD_EXPORTS:
+            publish_export(m, name, export_zip(name, [shared_data / MCD_RECORDED / name / "csv", MCD_FIXTURES]))
         yield m
 
 
@@ -225,7 +260,7 @@ def test_fault(spider: Spider, case: str, mirror: MirrorServer, template: Home, 
     shutil.copytree(template.root, home.root)
     before_version, before = facts(home)
     c = FAULTS[case]
-    path = {"document": spider.document, "landing": spider.landing, "robots": f"/{CMS_HOST}/robots.txt"}[c.target]
+    path = {"document": spider.document, "landing": spider.landing, "robots": f"/{spider.host}/robots.txt"}[c.target]
     seen = len(mirror.requests)
     mirror.fault(path, c.fault(spider))
     try:
@@ -288,3 +323,126 @@ def test_faults_count_the_requests_they_spoil(shared_data: Path) -> None:
             with urllib.request.urlopen(m.url + path, timeout=5) as resp:  # noqa: S310
                 resp.read()
         assert "IncompleteRead" in type(exc.value).__name__
+
+
+# --- cms_coverage_api: an API, not a landing page and its documents ---
+#
+# Its run asks the schedule (every run), then, when a week is new, the licence token, three reference
+# lists, the week's listing and each changed version's detail calls. The module's own mirror serves
+# the constructed API (policysync/mirror_coverage_api.py) over the recorded tables completed with the
+# constructed ones; the template home has synced the versions of the week of 2025-12-28, and the API
+# then lists A52370 v129 (a copy of v128 without one covered diagnosis, created 2026-01-05): each
+# faulted run is the one that should load it.
+
+API = f"https://{API_HOST}/v1/"
+API_SCHEDULE = "metadata/local-data-schedule/"
+API_TOKEN = "metadata/license-agreement/"
+API_V129 = "data/article/?articleid=52370&ver=129"  # the first detail call of the new version (its bundle URL)
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    call: str  # the API call faulted (below API), or "robots.txt"
+    fault: Fault
+    error: str | None  # the one line expected in the report; None: no error, v129 loads
+    exit_code: int
+    requests: int | None = None  # how many requests the faulted call sees, when that is the point
+
+
+V129 = f"{API}{API_V129}: A52370 v129: data/article/: "
+HTML_TYPE = {"Content-Type": "text/html; charset=utf-8"}
+# Only cms_coverage_api syncs here, so a failed source leaves nothing to commit: the run fails (exit 3).
+API_FAULTS: dict[str, ApiCase] = {
+    "503 burst within the retry budget": ApiCase(API_V129, Fault.burst(503, times=RETRY_TIMES), None, 0, requests=3),
+    "503 burst longer than the retry budget": ApiCase(
+        API_V129, Fault.burst(503, times=RETRY_TIMES + 1), f"{V129}HTTP 503 (after 2 retries)", 3, requests=3
+    ),
+    "503 for ever on the schedule": ApiCase(
+        API_SCHEDULE, Fault.burst(503), f"{API}{API_SCHEDULE}: local data schedule: HTTP 503 (after 2 retries)", 3,
+        requests=3,
+    ),
+    "500 for ever on the licence token": ApiCase(
+        API_TOKEN, Fault.burst(500), f"{API}{API_TOKEN}: license agreement token: HTTP 500 (after 2 retries)", 3,
+        requests=3,
+    ),
+    "connection reset": ApiCase(
+        API_V129, Fault.reset(), f"{V129}connection reset or lost before a complete response (after 2 retries)", 3,
+        requests=3,
+    ),
+    "server slower than the timeout": ApiCase(
+        API_V129, Fault.slow(TIMEOUT * 4),
+        f"{V129}timed out: no complete response within {TIMEOUT:g} s (DOWNLOAD_TIMEOUT) (after 2 retries)", 3,
+    ),
+    "body shorter than its Content-Length": ApiCase(
+        API_V129, Fault.short_body(100),
+        f"{V129}connection closed before the whole body was received (shorter than its Content-Length)"
+        " (after 2 retries)", 3, requests=3,
+    ),
+    "HTML page with status 200 instead of JSON": ApiCase(
+        API_V129, Fault.answer(200, HTML_TYPE, HTML), f"{V129}expected JSON, got an HTML page", 3, requests=1
+    ),
+    "HTML page with status 200 instead of the schedule": ApiCase(
+        API_SCHEDULE, Fault.answer(200, HTML_TYPE, HTML),
+        f"{API}{API_SCHEDULE}: local data schedule: unreadable answer (expected JSON, got an HTML page)", 3,
+    ),
+    "robots.txt disallows the API": ApiCase(
+        "robots.txt", Fault.answer(200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /v1/\n"),
+        f"{API}{API_SCHEDULE}: schedule: disallowed by robots.txt", 3,
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def api_mirror(shared_data: Path) -> Iterator[MirrorServer]:
+    with MirrorServer(shared_data, sources=[API_SOURCE]) as m:
+        publish_tables(m, read_tables([MCD_FIXTURES]))
+        coverage_api(m).schedule = (date(2025, 12, 28), date(2026, 1, 1))
+        yield m
+
+
+@pytest.fixture(scope="module")
+def api_template(api_mirror: MirrorServer, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    home = resolve_home(tmp_path_factory.mktemp("api_faults") / "home")
+    init_home(home)
+    report = sync(home, sources=[API_SOURCE], mirror=api_mirror.url)
+    assert report.exit_code == 0 and report.sources[0].outcome == "changed", report.to_json()
+    api = coverage_api(api_mirror)
+    next_version(api, "52370", "128", "129", "2026-01-05", drop_dx="C34.90")
+    api.schedule = (date(2026, 1, 11), date(2026, 1, 15))
+    return home
+
+
+def api_run(home: Home, m: MirrorServer) -> SyncReport:
+    return sync(home, sources=[API_SOURCE], mirror=m.url, crawl_settings={"DOWNLOAD_TIMEOUT": TIMEOUT})
+
+
+@pytest.mark.parametrize("case", list(API_FAULTS))
+def test_api_fault(case: str, api_mirror: MirrorServer, api_template: Home, tmp_path: Path) -> None:
+    home = resolve_home(tmp_path / "home")
+    shutil.copytree(api_template.root, home.root)
+    before_version, before = facts(home)
+    c = API_FAULTS[case]
+    path = f"/{API_HOST}/robots.txt" if c.call == "robots.txt" else f"/{API_HOST}/v1/{c.call}"
+    seen = len(api_mirror.requests)
+    api_mirror.fault(path, c.fault)
+    try:
+        report = api_run(home, api_mirror)
+    finally:
+        api_mirror.clear_fault(path)
+    asked = [r for r in api_mirror.requests[seen:] if r.path == path]
+    (src,) = report.sources
+    assert report.exit_code == c.exit_code, report.to_json()
+    if c.requests is not None:
+        assert len(asked) == c.requests, [(r.path, r.status) for r in asked]
+    if c.error is None:
+        assert (src.outcome, src.errors) == ("changed", []), src.errors
+        assert facts(home)[1] != before
+        return
+    assert (src.outcome, src.errors) == ("failed", [c.error])
+    assert f"    error: {c.error}\n" in render_sync_report(report)
+    # Nothing was committed: the previous version and every fact of it are still in force.
+    assert facts(home) == (before_version, before)
+    # Once the API behaves again, the next sync loads v129 without an error.
+    again = api_run(home, api_mirror)
+    assert again.exit_code == 0 and (again.sources[0].outcome, again.sources[0].errors) == ("changed", [])
+    assert facts(home)[1] != before

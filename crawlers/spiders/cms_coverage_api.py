@@ -172,7 +172,19 @@ class CmsCoverageApiSpider(scrapy.Spider):
             last = day if last is None or day > last else last
         return last if last is not None else end - timedelta(days=self.lookback_days)
 
+    def _html(self, response: Response) -> bool:
+        """An HTML page (a maintenance or error page served with 200) where JSON was expected."""
+        content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        return content_type.startswith("text/html")
+
+    def _retried(self, response: Response) -> str:
+        """`` (after 2 retries)`` when the answer is the last of the retries, as for the other spiders."""
+        n = int(response.meta.get("retry_times", 0) or 0)
+        return f" (after {n} {'retry' if n == 1 else 'retries'})" if n else ""
+
     def _json(self, response: Response) -> Any:
+        if self._html(response):
+            raise ValueError("expected JSON, got an HTML page")
         try:
             return json.loads(response.text)
         except (ValueError, AttributeError) as exc:
@@ -188,7 +200,7 @@ class CmsCoverageApiSpider(scrapy.Spider):
             pass
         return error_item(
             self.name, response.meta.get("real_url") or response.url,
-            f"{what}: HTTP {response.status}{message}{detail}", status=response.status,
+            f"{what}: HTTP {response.status}{message}{detail}{self._retried(response)}", status=response.status,
         )  # fmt: skip
 
     # -- 1. schedule --
@@ -242,7 +254,8 @@ class CmsCoverageApiSpider(scrapy.Spider):
 
     def parse_first_token(self, response: Response) -> Iterator[Any]:
         if self._take_token(response) is None:
-            yield self._fail(response, "license agreement token", " (no data[0].token)")
+            detail = " (no data[0].token)" if response.status == 200 else ""
+            yield self._fail(response, "license agreement token", detail)
             return
         yield self.api_request(self.url(REFERENCE[0]), self.parse_reference, {"step": "reference", "i": 0})
 
@@ -331,7 +344,8 @@ class CmsCoverageApiSpider(scrapy.Spider):
                 )
             return
         if response.status != 200:
-            yield self._bundle_error(c, f"{endpoint}: HTTP {response.status}{self._message(response)}", response.status)
+            cause = f"{endpoint}: HTTP {response.status}{self._message(response)}{self._retried(response)}"
+            yield self._bundle_error(c, cause, response.status)
             return
         incomplete = self._incomplete(response)
         if incomplete:
@@ -356,7 +370,8 @@ class CmsCoverageApiSpider(scrapy.Spider):
     def parse_renewed_token(self, response: Response) -> Iterator[Any]:
         c: Changed = response.meta["changed"]
         if self._take_token(response) is None:
-            yield self._bundle_error(c, f"license agreement token renewal: HTTP {response.status}", response.status)
+            cause = f"license agreement token renewal: HTTP {response.status}{self._retried(response)}"
+            yield self._bundle_error(c, cause, response.status)
             return
         self.crawler.stats.inc_value(f"{self.name}/token_renewed")
         yield self.detail_request(c, response.meta["i"], response.meta["renewed"])
@@ -374,6 +389,8 @@ class CmsCoverageApiSpider(scrapy.Spider):
 
     def _incomplete(self, response: Response) -> str:
         """Why a 200 answer is not a whole JSON document ("" when it is)."""
+        if self._html(response):
+            return "expected JSON, got an HTML page"
         text = response.text
         try:
             json.loads(text)
