@@ -580,7 +580,7 @@ def environment(data: Path, gen: Path, gen_arg: Path | None) -> dict[str, Any]:
         "memory": first("/proc/meminfo", "MemTotal"),
         "commit": commit or "?",
         "peak_rss_by": "/usr/bin/time -f %M" if os.access(GNU_TIME, os.X_OK) else "polling VmHWM",
-        "data": str(data),
+        "data": os.path.relpath(data, REPO),  # relative: figures pasted into docs name no machine path
         "generated": str(gen) if gen_arg else "temporary (bench/generate.py, removed afterwards)",
         # The machine is shared: the 1-minute load average when each timed step began.
         "load_average": dict(LOAD_SEEN),

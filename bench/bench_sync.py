@@ -192,7 +192,7 @@ def environment(data: Path) -> dict[str, Any]:
         "sqlite_utils": version.rsplit(" ", 1)[-1],
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
-        "data": str(data),
+        "data": os.path.relpath(data, REPO),  # relative: figures pasted into docs name no machine path
     }
 
 
