@@ -209,6 +209,17 @@ def _end(*candidates: date | None) -> date | None:
     return min(present) if present else None
 
 
+def _related_ids(rows: Sequence[tuple[int, Row]]) -> set[str]:
+    """The LCD (``L…``) and article (``A…``) ids a document's related-documents rows name."""
+    related = set()
+    for _, rr in rows:
+        if rr.get("r_article_id", "").strip():
+            related.add(f"A{rr['r_article_id'].strip()}")
+        if rr.get("r_lcd_id", "").strip():
+            related.add(f"L{rr['r_lcd_id'].strip()}")
+    return related
+
+
 def _norm_title(t: str) -> str:
     return re.sub(r"\s+", " ", t).strip().lower()
 
@@ -389,12 +400,7 @@ def build_articles(tables: Tables, counts: Counter[str], member_of: Mapping[str,
         rev_end = parse_date(r.get("article_rev_end_date"), label) or parse_date(r.get("article_end_date"), label)
         eff_end = _end(rev_end + timedelta(days=1) if rev_end else None, retired, future.get(doc_id))
         contractors = _contractors(where, contractor_rows.get(doc_id, []), primary_rows.get(doc_id, []), eff, counts)
-        related = set()
-        for _, rr in related_rows.get(doc_id, []):
-            if rr.get("r_lcd_id", "").strip():
-                related.add(f"L{rr['r_lcd_id'].strip()}")
-            if rr.get("r_article_id", "").strip():
-                related.add(f"A{rr['r_article_id'].strip()}")
+        related = _related_ids(related_rows.get(doc_id, []))
         docs.append(
             PolicyDocumentRecord(
                 policy=f"A{doc_id}",
@@ -547,12 +553,7 @@ def build_lcds(tables: Tables, counts: Counter[str], member_of: Mapping[str, str
         retired = parse_date(r.get("date_retired"), label)
         rev_end = parse_date(r.get("rev_end_date"), label) or parse_date(r.get("ent_det_end_date"), label)
         contractors = _contractors(where, contractor_rows.get(doc_id, []), primary_rows.get(doc_id, []), eff, counts)
-        related = set()
-        for _, rr in related_rows.get(doc_id, []):
-            if rr.get("r_article_id", "").strip():
-                related.add(f"A{rr['r_article_id'].strip()}")
-            if rr.get("r_lcd_id", "").strip():
-                related.add(f"L{rr['r_lcd_id'].strip()}")
+        related = _related_ids(related_rows.get(doc_id, []))
         docs.append(
             PolicyDocumentRecord(
                 policy=f"L{doc_id}",

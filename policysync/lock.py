@@ -27,6 +27,7 @@ from typing import Any
 
 from parsers.errors import PolicySyncError
 from policysync.config import Home
+from rulebook.verify import pid_alive
 
 log = logging.getLogger("policysync.lock")
 
@@ -64,22 +65,12 @@ def _read_holder(fd: int) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def _busy_message(path: Path, info: dict[str, Any] | None, waited: float | None) -> str:
     if info and "pid" in info and not info.get("released_at"):
         holder = Holder(int(info["pid"]), str(info.get("host", "?")), str(info.get("started_at", "?")),
                         str(info.get("command", "?")))
         who = holder.describe()
-        if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+        if holder.host == socket.gethostname() and not pid_alive(holder.pid):
             # flock is still held although the named pid is gone: a child inherited the descriptor.
             who += "; that pid is gone, a process that inherited its lock descriptor still holds it"
     else:

@@ -25,7 +25,8 @@ from rulebook.db import MIGRATIONS
 from rulebook.kinds import KINDS
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (the sync lock and abandoned-build repair)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -47,7 +48,7 @@ def repair_abandoned(db: sqlite_utils.Database, now: str | None = None) -> dict[
         except ValueError:
             builder = {}
         pid, host = builder.get("pid"), builder.get("host")
-        if isinstance(pid, int) and (host != here or _alive(pid)):
+        if isinstance(pid, int) and (host != here or pid_alive(pid)):
             live += 1  # running here, or on another host where its pid cannot be checked
             continue
         note = {

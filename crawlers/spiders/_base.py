@@ -7,8 +7,8 @@ document requests (``self.document_request``) and reports a page without any (``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import scrapy
 from scrapy.http import Response
@@ -26,6 +26,32 @@ def page_links(response: Response) -> Iterator[tuple[str, str]]:
         if not href or href.startswith(("#", "mailto:", "javascript:")):
             continue
         yield href, " ".join(" ".join(a.css("::text").getall()).split())
+
+
+T = TypeVar("T")
+
+
+def sort_links(
+    response: Response, info: Callable[[str, str], T | None], looks_like: Callable[[str, str], bool]
+) -> tuple[list[tuple[str, T]], list[str]]:
+    """A landing page's links as ``([(absolute url, info(href, text))...], [urls that look like a
+    document (``looks_like``) but that ``info`` cannot place: no release, setting or kind])``, in page
+    order, each URL once."""
+    found: list[tuple[str, T]] = []
+    unknown: list[str] = []
+    seen: set[str] = set()
+    for href, text in page_links(response):
+        url = response.urljoin(href)
+        if url in seen:
+            continue
+        got = info(href, text)
+        if got is not None:
+            seen.add(url)
+            found.append((url, got))
+        elif looks_like(href, text):
+            seen.add(url)
+            unknown.append(url)
+    return found, unknown
 
 
 class LandingPageSpider(scrapy.Spider):

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from scrapy.http import Response
 
 from crawlers.pipelines import filename_of
-from crawlers.spiders._base import LandingPageSpider, page_links
+from crawlers.spiders._base import LandingPageSpider, sort_links
 
 __all__ = ["LANDING_URL", "CmsAspSpider", "asp_file_links", "asp_link_info"]
 
@@ -100,21 +100,8 @@ def _looks_like_asp_file(href: str, text: str) -> bool:
 
 def asp_file_links(response: Response) -> tuple[list[tuple[str, str, str]], list[str]]:
     """``([(absolute url, kind, release)...], [urls that look like ASP files but cannot be dated])``."""
-    found: list[tuple[str, str, str]] = []
-    unknown: list[str] = []
-    seen: set[str] = set()
-    for href, text in page_links(response):
-        url = response.urljoin(href)
-        if url in seen:
-            continue
-        info = asp_link_info(href, text)
-        if info is not None:
-            seen.add(url)
-            found.append((url, *info))
-        elif _looks_like_asp_file(href, text):
-            seen.add(url)
-            unknown.append(url)
-    return found, unknown
+    found, unknown = sort_links(response, asp_link_info, _looks_like_asp_file)
+    return [(url, kind, release) for url, (kind, release) in found], unknown
 
 
 class CmsAspSpider(LandingPageSpider):

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from scrapy.http import Response
 
 from crawlers.pipelines import filename_of
-from crawlers.spiders._base import LandingPageSpider, page_links
+from crawlers.spiders._base import LandingPageSpider, sort_links
 
 __all__ = ["LANDING_URL", "CmsHcpcsSpider", "hcpcs_file_links", "release_from_link"]
 
@@ -113,21 +113,11 @@ def _looks_like_hcpcs_file(href: str, text: str) -> bool:
 def hcpcs_file_links(response: Response) -> tuple[list[tuple[str, str]], list[str]]:
     """``([(absolute url, release)...], [urls that look like the file but give no release])``
     from the landing page, in page order, each URL once."""
-    found: list[tuple[str, str]] = []
-    undated: list[str] = []
-    seen: set[str] = set()
-    for href, text in page_links(response):
-        url = response.urljoin(href)
-        if url in seen:
-            continue
-        release = release_from_link(href, text)
-        if release is not None:
-            seen.add(url)
-            found.append((url, release))
-        elif href.lower().split("?")[0].endswith(".zip") and _looks_like_hcpcs_file(href, text):
-            seen.add(url)
-            undated.append(url)
-    return found, undated
+    return sort_links(
+        response,
+        release_from_link,
+        lambda href, text: href.lower().split("?")[0].endswith(".zip") and _looks_like_hcpcs_file(href, text),
+    )
 
 
 class CmsHcpcsSpider(LandingPageSpider):

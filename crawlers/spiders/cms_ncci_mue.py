@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from scrapy.http import Response
 
 from crawlers.pipelines import filename_of
-from crawlers.spiders._base import LandingPageSpider, page_links
+from crawlers.spiders._base import LandingPageSpider, sort_links
 
 __all__ = [
     "LANDING_URL",
@@ -162,21 +162,8 @@ def _looks_like_mue_table(href: str, text: str) -> bool:
 def mue_file_links(response: Response) -> tuple[list[tuple[str, str, str]], list[str]]:
     """``([(absolute url, setting, release)...], [urls that look like an MUE table but cannot be
     dated or placed])`` from the landing page, in page order, each URL once."""
-    found: list[tuple[str, str, str]] = []
-    unknown: list[str] = []
-    seen: set[str] = set()
-    for href, text in page_links(response):
-        url = response.urljoin(href)
-        if url in seen:
-            continue
-        info = mue_link_info(href, text)
-        if info is not None:
-            seen.add(url)
-            found.append((url, *info))
-        elif _looks_like_mue_table(href, text):
-            seen.add(url)
-            unknown.append(url)
-    return found, unknown
+    found, unknown = sort_links(response, mue_link_info, _looks_like_mue_table)
+    return [(url, setting, release) for url, (setting, release) in found], unknown
 
 
 class CmsNcciMueSpider(LandingPageSpider):
